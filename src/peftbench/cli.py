@@ -1,0 +1,203 @@
+"""The one entry point: `peftbench run | train | eval | list`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from peftbench.errors import PeftbenchError
+
+DEFAULT_SUITE = "quickstart"
+
+# Piped output gets a wide table instead of rich's 80-column default.
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _quiet_libraries() -> None:
+    # Our own progress bars report the work; the libraries' per-file bars only add noise.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+
+
+def packaged_config(name: str) -> Path:
+    return Path(str(resources.files("peftbench") / "configs" / f"{name}.yaml"))
+
+
+def resolve_suite_path(value: Optional[str]) -> Path:
+    """A path to a YAML file, or the name of a config shipped with peftbench."""
+    value = value or DEFAULT_SUITE
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = packaged_config(value)
+    if shipped.is_file():
+        return shipped
+    available = sorted(p.stem for p in packaged_config("x").parent.glob("*.yaml"))
+    raise PeftbenchError(f"no config file {value!r}; give a YAML path or a shipped suite: {', '.join(available)}")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from peftbench.config import load_suite_config
+    from peftbench.report.leaderboard import leaderboard_table
+    from peftbench.suite import run_suite
+
+    overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+    suite = load_suite_config(resolve_suite_path(args.suite), overrides)
+    runs = suite.expand()
+    err.print(f"suite [bold]{suite.name}[/]: {len(runs)} runs ({len(suite.methods)} methods x "
+              f"{len(suite.tasks)} tasks x {len(suite.seeds)} seeds) -> {Path(suite.output_dir) / suite.name}")
+    if args.dry_run:
+        from peftbench.run import run_id
+
+        for cfg in runs:
+            out.print(run_id(cfg))
+        return 0
+    results = run_suite(suite, show_progress=not args.no_progress, console=err)
+    out.print(leaderboard_table(results, title=f"{suite.name} leaderboard"))
+    return 1 if any(r["status"] == "failed" for r in results) else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from peftbench.config import load_run_config
+    from peftbench.run import execute_run, run_dir
+
+    overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+    cfg = load_run_config(args.config, overrides)
+    err.print(f"run dir: {run_dir(cfg)}")
+    metrics = execute_run(cfg, show_progress=not args.no_progress, force=args.force)
+    _print_metrics(metrics)
+    return 0 if metrics["status"] == "done" else 3
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from peftbench.config import apply_overrides, validate_eval_request, validate_run_config
+    from peftbench.io import atomic_write_json
+    from peftbench.run import evaluate_model, load_run
+
+    if bool(args.run) == bool(args.model or args.task):
+        raise PeftbenchError("give either --run DIR, or --task NAME [--model NAME] to evaluate a base model")
+    if args.run:
+        model, tokenizer, cfg = load_run(args.run)
+        if args.set:
+            cfg = validate_run_config(apply_overrides(cfg.model_dump(mode="json"), args.set), "--set")
+        result = evaluate_model(cfg.model, cfg.task, cfg.eval, model, tokenizer, not args.no_progress)
+    else:
+        raw = {"model": {"name": args.model} if args.model else {}, "task": {"name": args.task}} if args.task \
+            else {"model": {"name": args.model}}
+        cfg = validate_eval_request(apply_overrides(raw, args.set), "command line")
+        result = evaluate_model(cfg.model, cfg.task, cfg.eval, show_progress=not args.no_progress)
+    records = result.pop("records")
+    if args.out:
+        atomic_write_json(args.out, {**result, "records": records})
+    _print_metrics({"eval": result})
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from peftbench.methods import METHODS
+    from peftbench.tasks import TASKS
+
+    if args.what == "methods":
+        table = Table(title="methods")
+        for column in ("name", "family", "hyper-parameters (defaults)", "description"):
+            table.add_column(column)
+        for name, method in METHODS:
+            params = ", ".join(f"{k}={f.default!r}" for k, f in method.Params.model_fields.items())
+            table.add_row(name, method.family, params, method.description)
+    else:
+        table = Table(title="tasks")
+        for column in ("name", "scoring", "metrics", "source", "description"):
+            table.add_column(column)
+        for name, task in TASKS:
+            table.add_row(name, task.scoring, ", ".join(task.metrics), task.source, task.description)
+    out.print(table)
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    table = Table(show_header=False)
+    if "status" in metrics:
+        table.add_row("status", str(metrics["status"]))
+    train = metrics.get("train") or {}
+    for key in ("steps", "first_loss", "final_loss", "tokens_per_s", "reason"):
+        if train.get(key) is not None:
+            table.add_row(f"train.{key}", f"{train[key]:.4g}" if isinstance(train[key], float) else str(train[key]))
+    for key, value in (metrics.get("cost") or {}).items():
+        table.add_row(f"cost.{key}", f"{value:.4g}" if isinstance(value, float) else f"{value:,}")
+    for key, value in ((metrics.get("eval") or {}).get("scores") or {}).items():
+        table.add_row(f"eval.{key}", f"{value:.4f}")
+    out.print(table)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _common(parser: argparse.ArgumentParser, overrides: bool = True) -> None:
+    if overrides:
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a config field, e.g. --set train.lr=1e-4 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="peftbench", description="Compare parameter-efficient fine-tuning methods.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite (methods x tasks x seeds) and print the leaderboard")
+    run.add_argument("suite", nargs="?", help=f"suite YAML or shipped suite name (default: {DEFAULT_SUITE})")
+    run.add_argument("--output-dir", help="where run directories go (default: the suite's output_dir, 'runs')")
+    run.add_argument("--dry-run", action="store_true", help="validate and list the runs without training")
+    _common(run)
+    run.set_defaults(func=cmd_run)
+
+    train = sub.add_parser("train", help="train and evaluate one run from a run config")
+    train.add_argument("config", help="run config YAML (model, method, task, train, eval)")
+    train.add_argument("--output-dir", help="where the run directory goes")
+    train.add_argument("--force", action="store_true", help="redo the run even if it already finished")
+    _common(train)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a finished run, or a base model on a task")
+    ev.add_argument("--run", help="run directory to evaluate")
+    ev.add_argument("--model", help="base model: built-in name, local folder or hub id")
+    ev.add_argument("--task", help="task name (with --model)")
+    ev.add_argument("--out", help="write scores and per-example records to this JSON file")
+    _common(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    ls = sub.add_parser("list", help="list registered methods or tasks")
+    ls.add_argument("what", choices=["methods", "tasks"])
+    ls.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        return args.func(args)
+    except PeftbenchError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished runs are kept; run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

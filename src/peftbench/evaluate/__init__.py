@@ -1,0 +1,3 @@
+from peftbench.evaluate.evaluator import evaluate_task
+
+__all__ = ["evaluate_task"]

@@ -1,0 +1,59 @@
+"""Score a model on a task: the same code for an untouched base model and a tuned one."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from peftbench.config import EvalConfig
+from peftbench.evaluate.generation import generate
+from peftbench.evaluate.loglik import choose
+from peftbench.metrics import METRICS
+from peftbench.prompting import encode_answer, encode_prompt
+from peftbench.tasks.base import Example, Task
+
+
+def _predict_generate(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
+    prompts = [encode_prompt(tokenizer, e.prompt) for e in examples]
+    raw = generate(model, tokenizer, prompts, cfg, show_progress)
+    return [task.extract(text) for text in raw], raw
+
+
+def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
+    missing = [i for i, e in enumerate(examples) if not e.choices]
+    if missing:
+        raise ValueError(f"task {task.name!r} scores by log-likelihood but example {missing[0]} has no choices")
+    contexts = [encode_prompt(tokenizer, e.prompt) for e in examples]
+    choices = [[encode_answer(tokenizer, c, with_eos=False) for c in e.choices] for e in examples]
+    picks = choose(model, tokenizer, contexts, choices, cfg.batch_size, show_progress)
+    predictions = [e.choices[i] for e, i in zip(examples, picks)]
+    return predictions, predictions
+
+
+_PREDICTORS = {"generate": _predict_generate, "loglik": _predict_loglik}
+
+
+def evaluate_task(
+    model, tokenizer, task: Task, examples: Sequence[Example], cfg: EvalConfig, show_progress: bool = True
+) -> dict:
+    """Metrics plus per-example records (prompt, reference, raw output, prediction)."""
+    if not examples:
+        raise ValueError(f"task {task.name!r}: no evaluation examples")
+    start = time.perf_counter()
+    predictions, raw = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
+    seconds = time.perf_counter() - start
+    references = [e.answer for e in examples]
+    scores = {name: METRICS.get(name)(predictions, references) for name in task.metrics}
+    records = [
+        {"prompt": e.prompt, "reference": e.answer, "output": o, "prediction": p}
+        for e, o, p in zip(examples, raw, predictions)
+    ]
+    return {
+        "scores": scores,
+        "primary_metric": task.primary_metric,
+        "score": scores[task.primary_metric],
+        "samples": len(examples),
+        "seconds": seconds,
+        "samples_per_s": len(examples) / seconds if seconds else None,
+        "records": records,
+    }

@@ -1,0 +1,70 @@
+"""Load a base model and its tokenizer from a built-in name, a local folder or a hub id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from peftbench.config import ModelConfig
+from peftbench.models.builtin import BUILTIN_MODELS, builtin_model_path
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype != "auto":
+        return _DTYPES[dtype]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def resolve_source(name: str) -> str:
+    """A built-in name becomes its local folder; anything else goes to transformers as is."""
+    if name in BUILTIN_MODELS:
+        return str(builtin_model_path(name))
+    return name
+
+
+def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    source = resolve_source(cfg.name)
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+    )
+    if tokenizer.pad_token is None:
+        # Causal LMs often ship without a pad token; EOS is the usual stand-in, and
+        # padded positions are masked out of both the loss and attention anyway.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(cfg: ModelConfig) -> PreTrainedModel:
+    source = resolve_source(cfg.name)
+    device = resolve_device(cfg.device)
+    model = AutoModelForCausalLM.from_pretrained(
+        source,
+        dtype=resolve_dtype(cfg.dtype, device),
+        revision=cfg.revision,
+        trust_remote_code=cfg.trust_remote_code,
+    )
+    return model.to(device)
+
+
+def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    return load_model(cfg), load_tokenizer(cfg)
+
+
+def is_local(name: str) -> bool:
+    return name in BUILTIN_MODELS or Path(name).exists()

@@ -1,0 +1,34 @@
+"""Progress bars for long work (training, evaluation), quiet when asked to be."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """Yield `advance(n=1, status="")`; draws a rich bar on stderr when enabled."""
+    if not enabled:
+        yield lambda n=1, status="": None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+        console=Console(stderr=True),
+    )
+    with bar:
+        task = bar.add_task(description, total=total, status="")
+
+        def advance(n: int = 1, status: str = "") -> None:
+            bar.update(task, advance=n, status=status)
+
+        yield advance

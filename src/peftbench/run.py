@@ -1,0 +1,157 @@
+"""One run, start to finish: config -> model -> method -> data -> train -> evaluate -> run dir.
+
+The run directory is the unit of result. `metrics.json` is written last and atomically,
+so its presence means the run finished (done or diverged); a run killed at any moment
+leaves no `metrics.json`, and a later invocation simply runs it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from transformers import set_seed
+
+from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, to_plain
+from peftbench.cost.params import cost_summary, count_parameters, directory_size
+from peftbench.evaluate import evaluate_task
+from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
+from peftbench.methods import METHODS
+from peftbench.models import load_model, load_tokenizer
+from peftbench.provenance import collect, now
+from peftbench.tasks import TASKS, data_hash
+from peftbench.train import train_sft
+
+METRICS_FILE = "metrics.json"
+ADAPTER_DIR = "adapter"
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Identity of a run: everything that changes its result (not where it is written)."""
+    plain = to_plain(cfg)
+    plain.pop("output_dir", None)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run_id(cfg: RunConfig) -> str:
+    return f"{cfg.method.name}-{cfg.task.name}-s{cfg.train.seed}-{config_hash(cfg)}"
+
+
+def run_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.output_dir) / cfg.suite / run_id(cfg)
+
+
+def is_finished(path: Path) -> bool:
+    return (path / METRICS_FILE).is_file()
+
+
+def _task_data(task_cfg: TaskConfig):
+    task = TASKS.get(task_cfg.name)
+    train = task.examples("train", task_cfg.max_train, task_cfg.sample_seed)
+    test = task.examples(task.eval_split, task_cfg.max_eval, task_cfg.sample_seed)
+    return task, train, test
+
+
+def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False) -> dict:
+    """Train and evaluate one run into its run directory; return its metrics.
+
+    A run whose `metrics.json` exists is not redone unless `force`.
+    """
+    out = run_dir(cfg)
+    if is_finished(out) and not force:
+        return read_json(out / METRICS_FILE)
+    if out.exists():
+        shutil.rmtree(out)  # leftovers of an interrupted attempt are never reused
+    out.mkdir(parents=True)
+    started = now()
+    atomic_write_yaml(out / "config.yaml", to_plain(cfg))
+
+    task, train_data, eval_data = _task_data(cfg.task)
+    hashes = {"train": data_hash(train_data), "eval": data_hash(eval_data)}
+    set_seed(cfg.train.seed)  # before attaching: adapter initialisation is seeded too
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model)
+    _, base_total = count_parameters(model)
+    method = METHODS.get(cfg.method.name)
+    model = method.attach(model, method.params(cfg.method.params))
+    trainable, _ = count_parameters(model)
+
+    with JsonlLog(out / "train_log.jsonl") as log:
+        result = train_sft(model, tokenizer, train_data, cfg.train, log, show_progress)
+
+    metrics = {
+        "run_id": run_id(cfg),
+        "suite": cfg.suite,
+        "method": cfg.method.name,
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "seed": cfg.train.seed,
+        "status": "done" if result.status == "completed" else result.status,
+        "train": result.summary(),
+        "cost": cost_summary(trainable, base_total),
+    }
+    if result.status == "completed":
+        atomic_write_dir(out / ADAPTER_DIR, lambda tmp: method.save(model, tmp))
+        metrics["cost"]["adapter_bytes"] = directory_size(out / ADAPTER_DIR)
+        evaluation = evaluate_task(model, tokenizer, task, eval_data, cfg.eval, show_progress)
+        atomic_write_json(out / "predictions.json", evaluation.pop("records"))
+        metrics["eval"] = evaluation
+    atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started))
+    atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
+    return metrics
+
+
+def load_run(path: str | Path):
+    """The tuned model, tokenizer, config and task of a finished run directory."""
+    from peftbench.config import validate_run_config, load_yaml
+
+    path = Path(path)
+    cfg = validate_run_config(load_yaml(path / "config.yaml"), source=str(path / "config.yaml"))
+    if not (path / ADAPTER_DIR).is_dir():
+        raise FileNotFoundError(f"{path} has no saved adapter: the run did not finish training")
+    tokenizer = load_tokenizer(cfg.model)
+    method = METHODS.get(cfg.method.name)
+    model = method.load(load_model(cfg.model), path / ADAPTER_DIR)
+    model.eval()
+    return model, tokenizer, cfg
+
+
+def evaluate_model(
+    model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig,
+    model=None, tokenizer=None, show_progress: bool = True,
+) -> dict:
+    """Evaluate a model (the base model unless one is given) on a task's eval split."""
+    tokenizer = tokenizer or load_tokenizer(model_cfg)
+    model = model or load_model(model_cfg)
+    _, _, eval_data = _task_data(task_cfg)
+    return evaluate_task(model, tokenizer, TASKS.get(task_cfg.name), eval_data, eval_cfg, show_progress)
+
+
+def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:
+    key = json.dumps([to_plain(model_cfg), to_plain(task_cfg), to_plain(eval_cfg)], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return Path(output_dir) / suite / f"base-{task_cfg.name}-{digest}"
+
+
+def execute_base_eval(
+    output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig,
+    show_progress: bool = True,
+) -> dict:
+    """Score the untouched base model once per (model, task, eval config); cached on disk."""
+    out = base_eval_path(output_dir, suite, model_cfg, task_cfg, eval_cfg)
+    if is_finished(out):
+        return read_json(out / METRICS_FILE)
+    out.mkdir(parents=True, exist_ok=True)
+    started = now()
+    evaluation = evaluate_model(model_cfg, task_cfg, eval_cfg, show_progress=show_progress)
+    atomic_write_json(out / "predictions.json", evaluation.pop("records"))
+    metrics = {
+        "run_id": out.name, "suite": suite, "method": "base", "task": task_cfg.name,
+        "model": model_cfg.name, "seed": None, "status": "done", "eval": evaluation,
+    }
+    atomic_write_json(out / "provenance.json", collect(0, {}, started))
+    atomic_write_json(out / METRICS_FILE, metrics)
+    return metrics

@@ -1,0 +1,78 @@
+"""What a task is to peftbench: data, prompt, target, answer extraction and metrics.
+
+A task knows nothing of methods. It hands out `Example`s per split; the evaluator either
+generates and extracts an answer (`scoring="generate"`) or picks the candidate answer
+with the highest log-likelihood (`scoring="loglik"`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Literal, Optional, Sequence
+
+from peftbench.registry import Registry
+
+Split = Literal["train", "validation", "test"]
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    answer: str  # the SFT target, and the reference the metrics compare against
+    choices: Optional[tuple[str, ...]] = None  # candidates for log-likelihood scoring
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0].strip()
+
+
+EXTRACTORS: Registry[Callable[[str], str]] = Registry("answer extractor")
+EXTRACTORS.register("first_line", _first_line)
+EXTRACTORS.register("strip", str.strip)
+
+
+@dataclass
+class Task:
+    name: str
+    description: str
+    load_split: Callable[[Split], Sequence[Example]]
+    metrics: tuple[str, ...] = ("accuracy",)
+    scoring: Literal["generate", "loglik"] = "generate"
+    extractor: str = "first_line"
+    source: str = "built-in"
+    splits: tuple[str, ...] = ("train", "test")
+    eval_split: str = "test"
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    def extract(self, text: str) -> str:
+        return EXTRACTORS.get(self.extractor)(text)
+
+    def examples(self, split: Split, limit: Optional[int] = None, seed: int = 0) -> list[Example]:
+        """The split's examples; with `limit`, a fixed seeded sample kept in original order."""
+        if split not in self.splits:
+            raise ValueError(f"task {self.name!r} has no split {split!r}; it has {', '.join(self.splits)}")
+        data = list(self.load_split(split))
+        if limit is not None and len(data) > limit:
+            keep = sorted(random.Random(seed).sample(range(len(data)), limit))
+            data = [data[i] for i in keep]
+        return data
+
+
+def data_hash(examples: Sequence[Example]) -> str:
+    """sha256 of the examples' content: equal hashes mean the model saw the same data."""
+    payload = json.dumps([asdict(e) for e in examples], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def register_task(task: Task) -> Task:
+    return TASKS.register(task.name, task)

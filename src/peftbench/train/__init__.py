@@ -1,0 +1,3 @@
+from peftbench.train.sft import TrainResult, train_sft
+
+__all__ = ["TrainResult", "train_sft"]

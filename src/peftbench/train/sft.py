@@ -1,0 +1,164 @@
+"""Supervised fine-tuning: a lean loop, loss on answer tokens only.
+
+A loop of our own rather than the HF Trainer: it is short, every step is visible
+(divergence check, throughput, logging), and the batching can later be swapped for
+packed or padding-free batches without fighting Trainer internals.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence
+
+import torch
+from torch import nn
+from transformers import get_scheduler
+
+from peftbench.config import TrainConfig
+from peftbench.io import JsonlLog
+from peftbench.progress import progress_bar
+from peftbench.tasks.base import Example
+from peftbench.train.data import encode_examples, epoch_batches, pad_batch
+
+
+@dataclass
+class TrainResult:
+    status: str  # "completed" or "diverged"
+    steps: int
+    total_steps: int
+    losses: list[float] = field(default_factory=list)  # mean loss of each optimiser step
+    target_tokens: int = 0  # answer tokens trained on (the ones with a loss)
+    tokens: int = 0  # non-pad tokens processed
+    samples: int = 0
+    seconds: float = 0.0
+    reason: Optional[str] = None
+
+    @property
+    def first_loss(self) -> Optional[float]:
+        return self.losses[0] if self.losses else None
+
+    @property
+    def final_loss(self) -> Optional[float]:
+        window = self.losses[-max(1, min(10, len(self.losses) // 10 or 1)) :]
+        return sum(window) / len(window) if window else None
+
+    def summary(self) -> dict:
+        return {
+            "status": self.status,
+            "steps": self.steps,
+            "total_steps": self.total_steps,
+            "first_loss": self.first_loss,
+            "final_loss": self.final_loss,
+            "tokens": self.tokens,
+            "target_tokens": self.target_tokens,
+            "samples": self.samples,
+            "seconds": self.seconds,
+            "tokens_per_s": self.tokens / self.seconds if self.seconds else None,
+            "samples_per_s": self.samples / self.seconds if self.seconds else None,
+            "reason": self.reason,
+        }
+
+
+def total_optimizer_steps(n_examples: int, cfg: TrainConfig) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    batches = math.ceil(n_examples / cfg.batch_size)
+    return cfg.epochs * math.ceil(batches / cfg.grad_accum)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("the model has no trainable parameters: the method attached nothing")
+    # The usual split: no weight decay on biases and norm scales (1-D tensors).
+    groups = [
+        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+
+
+def _warmup_steps(cfg: TrainConfig, total: int) -> int:
+    return cfg.warmup_steps if cfg.warmup_steps > 0 else math.ceil(cfg.warmup_ratio * total)
+
+
+def _micro_batches(encoded, cfg: TrainConfig) -> Iterator[list]:
+    """Endless stream of batches, reshuffled each epoch; the loop stops it by step count."""
+    epoch = 0
+    while True:
+        yield from epoch_batches(encoded, cfg.batch_size, cfg.seed, epoch)
+        epoch += 1
+
+
+def train_sft(
+    model: nn.Module,
+    tokenizer,
+    examples: Sequence[Example],
+    cfg: TrainConfig,
+    log: Optional[JsonlLog] = None,
+    show_progress: bool = True,
+) -> TrainResult:
+    device = next(model.parameters()).device
+    encoded = encode_examples(tokenizer, examples, cfg.max_length)
+    total = total_optimizer_steps(len(encoded), cfg)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = get_scheduler(
+        cfg.lr_scheduler, optimizer, num_warmup_steps=_warmup_steps(cfg, total), num_training_steps=total
+    )
+    result = TrainResult(status="completed", steps=0, total_steps=total)
+    batches = _micro_batches(encoded, cfg)
+    window_loss, window_tokens, window_start = [], 0, time.perf_counter()
+    start = time.perf_counter()
+    model.train()
+    with progress_bar(total, "training", show_progress) as advance:
+        while result.steps < total:
+            step_loss = 0.0
+            for _ in range(cfg.grad_accum):
+                batch = next(batches)
+                padded = {k: v.to(device) for k, v in pad_batch(batch, tokenizer.pad_token_id).items()}
+                loss = model(**padded).loss
+                if not torch.isfinite(loss):
+                    return _diverged(model, result, start, f"loss is {loss.item()} at step {result.steps + 1}")
+                (loss / cfg.grad_accum).backward()
+                step_loss += loss.item() / cfg.grad_accum
+                real_tokens = int(padded["attention_mask"].sum())
+                result.tokens += real_tokens
+                result.target_tokens += sum(e.target_tokens for e in batch)
+                result.samples += len(batch)
+                window_tokens += real_tokens
+            if cfg.max_grad_norm is not None:
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                if not torch.isfinite(norm):
+                    return _diverged(model, result, start, f"gradient norm is {norm.item()} at step {result.steps + 1}")
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.steps += 1
+            result.losses.append(step_loss)
+            window_loss.append(step_loss)
+            advance(1, status=f"loss {step_loss:.4f}")
+            if log is not None and (result.steps % cfg.logging_steps == 0 or result.steps == total):
+                elapsed = time.perf_counter() - window_start
+                log.write(
+                    {
+                        "step": result.steps,
+                        "loss": sum(window_loss) / len(window_loss),
+                        "lr": scheduler.get_last_lr()[0],
+                        "tokens_per_s": window_tokens / elapsed if elapsed > 0 else None,
+                        "elapsed_s": time.perf_counter() - start,
+                    }
+                )
+                window_loss, window_tokens, window_start = [], 0, time.perf_counter()
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _diverged(model: nn.Module, result: TrainResult, start: float, reason: str) -> TrainResult:
+    model.eval()
+    result.status = "diverged"
+    result.reason = reason
+    result.seconds = time.perf_counter() - start
+    return result

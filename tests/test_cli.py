@@ -1,0 +1,123 @@
+"""The CLI as a user runs it: real subprocesses, real files."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from peftbench.io import read_json
+
+CLI = [sys.executable, "-m", "peftbench"]
+
+
+def cli(*args, cwd=None, timeout=300):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def write_run_yaml(tmp_path, **train):
+    raw = {
+        "suite": "cli",
+        "model": {"name": "tiny-random-llama", "device": "cpu"},
+        "method": {"name": "lora", "target_modules": "all-linear"},
+        "task": {"name": "toy-sentiment", "max_eval": 32},
+        "train": {"lr": 5e-3, "batch_size": 16, "logging_steps": 1, **train},
+        "eval": {"max_new_tokens": 12},
+        "output_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def only_run_dir(tmp_path):
+    (found,) = list((tmp_path / "runs" / "cli").iterdir())
+    return found
+
+
+def test_help_lists_only_implemented_commands():
+    result = cli("--help")
+    assert result.returncode == 0
+    assert "{run,train,eval,list}" in result.stdout
+
+
+def test_list_methods_and_tasks():
+    methods, tasks = cli("list", "methods"), cli("list", "tasks")
+    assert "lora" in methods.stdout and "reparameterised" in methods.stdout
+    assert "toy-sentiment" in tasks.stdout and "loglik" in tasks.stdout
+
+
+def test_bad_config_exits_2_naming_the_field(tmp_path):
+    path = write_run_yaml(tmp_path)
+    result = cli("train", str(path), "--set", "train.lr=-1")
+    assert result.returncode == 2
+    assert "train.lr" in result.stderr and "-1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()  # failed before anything ran
+
+
+def test_train_then_eval_reproduces_the_score(tmp_path):
+    path = write_run_yaml(tmp_path, max_steps=30)
+    result = cli("train", str(path), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    run = only_run_dir(tmp_path)
+    stored = read_json(run / "metrics.json")["eval"]["scores"]["accuracy"]
+    out = tmp_path / "eval.json"
+    again = cli("eval", "--run", str(run), "--no-progress", "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert read_json(out)["scores"]["accuracy"] == stored
+    base = cli("eval", "--task", "toy-sentiment", "--set", "task.max_eval=8", "--no-progress")
+    assert base.returncode == 0 and "eval.accuracy" in base.stdout
+
+
+def test_sigkill_mid_training_leaves_no_result_and_rerun_completes(tmp_path):
+    path = write_run_yaml(tmp_path, max_steps=100_000)
+    proc = subprocess.Popen([*CLI, "train", str(path), "--no-progress"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        log = None
+        while time.time() < deadline:
+            runs = list((tmp_path / "runs" / "cli").glob("*/train_log.jsonl")) if (tmp_path / "runs").exists() else []
+            if runs and len(runs[0].read_text().splitlines()) >= 3:
+                log = runs[0]
+                break
+            time.sleep(0.2)
+        assert log is not None, "training never started logging"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run = log.parent
+    assert not (run / "metrics.json").exists()
+    assert not (run / "adapter").exists()
+    # the same command, with a budget it can finish, resumes from scratch and completes
+    path = write_run_yaml(tmp_path, max_steps=5)
+    assert cli("train", str(path), "--no-progress").returncode == 0
+    finished = [p for p in (tmp_path / "runs" / "cli").iterdir() if (p / "metrics.json").exists()]
+    assert len(finished) == 1 and read_json(finished[0] / "metrics.json")["status"] == "done"
+
+
+def test_run_suite_prints_leaderboard_and_continues_after_divergence(tmp_path):
+    suite = {
+        "name": "mini",
+        "model": {"name": "tiny-random-llama", "device": "cpu"},
+        "methods": [{"name": "lora", "target_modules": "all-linear"}],
+        "tasks": [{"name": "toy-sentiment", "max_eval": 16}],
+        "seeds": [0, 1],
+        "train": {"max_steps": 4, "batch_size": 8},
+        "eval": {"max_new_tokens": 10},
+        "output_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    dry = cli("run", str(path), "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.count("lora-toy-sentiment-s") == 2
+    assert not (tmp_path / "runs").exists()
+    # an lr that overflows: the first run's divergence must not stop the suite reaching the second
+    result = cli("run", str(path), "--no-progress", "--set", "train.lr=1e20")
+    assert result.returncode == 0, result.stderr
+    assert "mini leaderboard" in result.stdout and "diverged" in result.stdout and "base" in result.stdout
+    statuses = sorted(read_json(p)["status"] for p in (tmp_path / "runs" / "mini").glob("*/metrics.json"))
+    assert statuses == ["diverged", "diverged", "done"]  # two diverged runs + the base evaluation

@@ -19,11 +19,13 @@ from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, to_
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.evaluate import evaluate_task
 from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
-from peftbench.methods import METHODS
+from peftbench.methods import METHODS, MethodContext
 from peftbench.models import load_model, load_tokenizer
+from peftbench.models.loading import resolve_source
 from peftbench.provenance import collect, now
 from peftbench.tasks import TASKS, data_hash
 from peftbench.train import train_sft
+from peftbench.train.sft import total_optimizer_steps
 
 METRICS_FILE = "metrics.json"
 ADAPTER_DIR = "adapter"
@@ -71,16 +73,21 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
 
     task, train_data, eval_data = _task_data(cfg.task)
     hashes = {"train": data_hash(train_data), "eval": data_hash(eval_data)}
+    method = METHODS.get(cfg.method.name)
+    params = method.params(cfg.method.params)
+    method.check_environment(params)  # e.g. qlora without CUDA: refuse before loading anything
     set_seed(cfg.train.seed)  # before attaching: adapter initialisation is seeded too
     tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model)
+    model = load_model(cfg.model, **method.load_kwargs(params))
     _, base_total = count_parameters(model)
-    method = METHODS.get(cfg.method.name)
-    model = method.attach(model, method.params(cfg.method.params))
+    ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=resolve_source(cfg.model.name))
+    model = method.attach(model, params, ctx)
     trainable, _ = count_parameters(model)
 
+    optimizer = method.build_optimizer(model, params, cfg.train.lr, cfg.train.weight_decay)
     with JsonlLog(out / "train_log.jsonl") as log:
-        result = train_sft(model, tokenizer, train_data, cfg.train, log, show_progress)
+        result = train_sft(model, tokenizer, train_data, cfg.train, log, show_progress,
+                           optimizer=optimizer, on_step=lambda step: method.on_step(model, step))
 
     metrics = {
         "run_id": run_id(cfg),
@@ -114,7 +121,9 @@ def load_run(path: str | Path):
         raise FileNotFoundError(f"{path} has no saved adapter: the run did not finish training")
     tokenizer = load_tokenizer(cfg.model)
     method = METHODS.get(cfg.method.name)
-    model = method.load(load_model(cfg.model), path / ADAPTER_DIR)
+    params = method.params(cfg.method.params)
+    method.check_environment(params)
+    model = method.load(load_model(cfg.model, **method.load_kwargs(params)), path / ADAPTER_DIR)
     model.eval()
     return model, tokenizer, cfg
 

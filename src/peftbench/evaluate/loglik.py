@@ -26,6 +26,7 @@ def continuation_logprobs(
             ids[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logits = logits[:, -width:]  # peft's prompt tuning returns logits for its virtual tokens too
         logprobs = torch.log_softmax(logits, dim=-1)
         for row, (ctx, cont) in enumerate(chunk):
             # token t is predicted by the logits at position t - 1

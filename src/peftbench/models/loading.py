@@ -50,7 +50,8 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_model(cfg: ModelConfig) -> PreTrainedModel:
+def load_model(cfg: ModelConfig, **extra) -> PreTrainedModel:
+    """`extra` goes to from_pretrained (a method's needs, e.g. a 4-bit quantization_config)."""
     source = resolve_source(cfg.name)
     device = resolve_device(cfg.device)
     model = AutoModelForCausalLM.from_pretrained(
@@ -58,7 +59,10 @@ def load_model(cfg: ModelConfig) -> PreTrainedModel:
         dtype=resolve_dtype(cfg.dtype, device),
         revision=cfg.revision,
         trust_remote_code=cfg.trust_remote_code,
+        **extra,
     )
+    if "quantization_config" in extra:  # quantised models are placed by their loader
+        return model
     return model.to(device)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -99,11 +99,15 @@ def train_sft(
     cfg: TrainConfig,
     log: Optional[JsonlLog] = None,
     show_progress: bool = True,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    on_step: Optional[Callable[[int], None]] = None,
 ) -> TrainResult:
+    """Train in place. `optimizer` replaces the default AdamW (LoRA+); `on_step(step)` runs
+    after each optimiser step while gradients still exist (AdaLoRA's rank reallocation)."""
     device = next(model.parameters()).device
     encoded = encode_examples(tokenizer, examples, cfg.max_length)
     total = total_optimizer_steps(len(encoded), cfg)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = optimizer or build_optimizer(model, cfg)
     scheduler = get_scheduler(
         cfg.lr_scheduler, optimizer, num_warmup_steps=_warmup_steps(cfg, total), num_training_steps=total
     )
@@ -133,6 +137,8 @@ def train_sft(
                 if not torch.isfinite(norm):
                     return _diverged(model, result, start, f"gradient norm is {norm.item()} at step {result.steps + 1}")
             optimizer.step()
+            if on_step is not None:
+                on_step(result.steps + 1)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             result.steps += 1

@@ -40,7 +40,7 @@ def only_run_dir(tmp_path):
 def test_help_lists_only_implemented_commands():
     result = cli("--help")
     assert result.returncode == 0
-    assert "{run,train,eval,list}" in result.stdout
+    assert "{run,train,eval,merge,list}" in result.stdout
 
 
 def test_list_methods_and_tasks():
@@ -121,3 +121,57 @@ def test_run_suite_prints_leaderboard_and_continues_after_divergence(tmp_path):
     assert "mini leaderboard" in result.stdout and "diverged" in result.stdout and "base" in result.stdout
     statuses = sorted(read_json(p)["status"] for p in (tmp_path / "runs" / "mini").glob("*/metrics.json"))
     assert statuses == ["diverged", "diverged", "done"]  # two diverged runs + the base evaluation
+
+
+def test_shipped_all_methods_suite_runs_end_to_end(tmp_path):
+    from peftbench.methods import METHODS
+
+    result = cli("run", "all-methods", "--no-progress", "--output-dir", str(tmp_path / "runs"),
+                 "--set", "train.max_steps=3", "--set", "tasks=[{name: toy-sentiment, max_train: 48, max_eval: 8}]",
+                 timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    done = [read_json(p) for p in (tmp_path / "runs" / "all-methods").glob("*/metrics.json")]
+    trained = [m for m in done if m["method"] != "base"]
+    assert all(m["status"] == "done" for m in done)
+    labels = {m["method"] for m in trained}
+    assert set(METHODS.names()) - {"qlora", "peft"} <= labels
+    assert {"peft-loha", "peft-lokr", "peft-fourierft"} <= labels
+    for m in trained:
+        cost = m["cost"]
+        assert cost["trainable_params"] > 0 and cost["adapter_bytes"] > 0
+        assert cost["trainable_percent"] == 100 * cost["trainable_params"] / cost["base_params"]
+
+
+def test_list_methods_shows_families_and_defaults():
+    listing = cli("list", "methods").stdout
+    for expected in ("lora+prompt", "hybrid", "soft-prompt", "orthogonal", "selective", "block_size=16", "peft_type"):
+        assert expected in listing
+
+
+def test_merge_writes_a_plain_transformers_model(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from peftbench.run import load_run
+
+    path = write_run_yaml(tmp_path, max_steps=20)
+    assert cli("train", str(path), "--no-progress").returncode == 0
+    run = only_run_dir(tmp_path)
+    merged_dir = tmp_path / "merged"
+    result = cli("merge", str(run), "--out", str(merged_dir))
+    assert result.returncode == 0, result.stderr
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    tuned, tokenizer, _ = load_run(run)
+    inputs = tokenizer(["Review: a dull plot\nSentiment:"], return_tensors="pt")
+    with torch.no_grad():
+        diff = (merged(**inputs).logits - tuned(**inputs).logits).abs().max().item()
+    assert diff <= 1e-4
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+def test_merge_refuses_soft_prompt_runs(tmp_path):
+    path = write_run_yaml(tmp_path, max_steps=2)
+    assert cli("train", str(path), "--no-progress", "--set", "method={name: prompt}").returncode == 0
+    result = cli("merge", str(only_run_dir(tmp_path)), "--out", str(tmp_path / "merged"))
+    assert result.returncode == 2 and "cannot be merged" in result.stderr
+    assert not (tmp_path / "merged").exists()

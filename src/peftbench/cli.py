@@ -1,4 +1,4 @@
-"""The one entry point: `peftbench run | train | eval | list`."""
+"""The one entry point: `peftbench run | train | eval | merge | list`."""
 
 from __future__ import annotations
 
@@ -108,17 +108,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from peftbench.run import merge_run
+
+    out_dir = merge_run(args.run, args.out)
+    err.print(f"merged model written to {out_dir} (loads with AutoModelForCausalLM.from_pretrained)")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from peftbench.methods import METHODS
     from peftbench.tasks import TASKS
 
     if args.what == "methods":
         table = Table(title="methods")
-        for column in ("name", "family", "hyper-parameters (defaults)", "description"):
+        for column in ("name", "family", "hyper-parameters (defaults)", "merges", "description"):
             table.add_column(column)
         for name, method in METHODS:
-            params = ", ".join(f"{k}={f.default!r}" for k, f in method.Params.model_fields.items())
-            table.add_row(name, method.family, params, method.description)
+            params = ", ".join(f"{k}={f.default!r}" for k, f in method.Params.model_fields.items()) or "-"
+            merge = "yes" if method.mergeable else "no"
+            table.add_row(name, method.family, params, merge, method.description)
     else:
         table = Table(title="tasks")
         for column in ("name", "scoring", "metrics", "source", "description"):
@@ -179,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="write scores and per-example records to this JSON file")
     _common(ev)
     ev.set_defaults(func=cmd_eval)
+
+    mg = sub.add_parser("merge", help="fold a finished run's update into the weights; write a plain model")
+    mg.add_argument("run", help="run directory")
+    mg.add_argument("--out", required=True, help="folder for the merged model and tokenizer")
+    mg.set_defaults(func=cmd_merge)
 
     ls = sub.add_parser("list", help="list registered methods or tasks")
     ls.add_argument("what", choices=["methods", "tasks"])

@@ -38,8 +38,13 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def method_label(cfg: RunConfig) -> str:
+    method = METHODS.get(cfg.method.name)
+    return method.label(method.params(cfg.method.params))
+
+
 def run_id(cfg: RunConfig) -> str:
-    return f"{cfg.method.name}-{cfg.task.name}-s{cfg.train.seed}-{config_hash(cfg)}"
+    return f"{method_label(cfg)}-{cfg.task.name}-s{cfg.train.seed}-{config_hash(cfg)}"
 
 
 def run_dir(cfg: RunConfig) -> Path:
@@ -82,7 +87,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     _, base_total = count_parameters(model)
     ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=resolve_source(cfg.model.name))
     model = method.attach(model, params, ctx)
-    trainable, _ = count_parameters(model)
+    trainable, total_after = count_parameters(model)
 
     optimizer = method.build_optimizer(model, params, cfg.train.lr, cfg.train.weight_decay)
     with JsonlLog(out / "train_log.jsonl") as log:
@@ -92,13 +97,13 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     metrics = {
         "run_id": run_id(cfg),
         "suite": cfg.suite,
-        "method": cfg.method.name,
+        "method": method_label(cfg),
         "task": cfg.task.name,
         "model": cfg.model.name,
         "seed": cfg.train.seed,
         "status": "done" if result.status == "completed" else result.status,
         "train": result.summary(),
-        "cost": cost_summary(trainable, base_total),
+        "cost": {**cost_summary(trainable, base_total), "total_params": total_after},
     }
     if result.status == "completed":
         atomic_write_dir(out / ADAPTER_DIR, lambda tmp: method.save(model, tmp))
@@ -126,6 +131,18 @@ def load_run(path: str | Path):
     model = method.load(load_model(cfg.model, **method.load_kwargs(params)), path / ADAPTER_DIR)
     model.eval()
     return model, tokenizer, cfg
+
+
+def merge_run(path: str | Path, out: str | Path) -> Path:
+    """Write the run's tuned model as a standalone transformers folder (model + tokenizer)."""
+    model, tokenizer, cfg = load_run(path)
+    merged = METHODS.get(cfg.method.name).merge(model)  # NotMergeableError for soft prompts
+
+    def fill(tmp: Path) -> None:
+        merged.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+
+    return atomic_write_dir(out, fill)
 
 
 def evaluate_model(

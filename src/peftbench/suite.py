@@ -13,7 +13,7 @@ from rich.console import Console
 
 from peftbench.config import SuiteConfig
 from peftbench.io import atomic_write_json
-from peftbench.run import METRICS_FILE, execute_base_eval, execute_run, run_dir, run_id
+from peftbench.run import METRICS_FILE, execute_base_eval, execute_run, method_label, run_dir, run_id
 
 
 def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console | None = None) -> list[dict]:
@@ -35,7 +35,7 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
 
 def _record_failure(cfg, exc: Exception) -> dict:
     metrics = {
-        "run_id": run_id(cfg), "suite": cfg.suite, "method": cfg.method.name, "task": cfg.task.name,
+        "run_id": run_id(cfg), "suite": cfg.suite, "method": method_label(cfg), "task": cfg.task.name,
         "model": cfg.model.name, "seed": cfg.train.seed, "status": "failed",
         "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
     }

@@ -60,6 +60,10 @@ class Method(ABC):
     def params(self, values: dict[str, Any] | MethodParams) -> MethodParams:
         return values if isinstance(values, self.Params) else self.Params.model_validate(values)
 
+    def label(self, params: MethodParams) -> str:
+        """How runs of this method are named in run ids and tables."""
+        return self.name
+
     def check_environment(self, params: MethodParams) -> None:
         """Raise MethodUnavailableError before anything loads if this machine cannot run it."""
 

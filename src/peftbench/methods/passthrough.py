@@ -62,6 +62,9 @@ class PeftPassthrough(PeftMethod):
     Params = PassthroughParams
     mergeable = True  # decided per peft_type in merge()
 
+    def label(self, params: PassthroughParams) -> str:
+        return f"peft-{params.peft_type.lower()}"
+
     def peft_config(self, params: PassthroughParams, model, ctx):
         from peft import TaskType
 

@@ -22,12 +22,14 @@ PASSTHROUGH = {
 CASES = [
     ("full", {}, 1e-3), ("lora", {}, 5e-3), ("dora", {}, 5e-3), ("pissa", {}, 5e-3), ("rslora", {}, 5e-3),
     ("loraplus", {}, 2e-3), ("adalora", {}, 5e-3), ("vera", {"r": 32}, 1e-2), ("ia3", {}, 1e-2),
-    ("prompt", {}, 3e-2), ("prefix", {}, 1e-2), ("ptuning", {}, 1e-2), ("lntuning", {}, 1e-2),
+    ("prompt", {}, 3e-2), ("prefix", {}, 1e-2), ("prefix", {"projection": True, "encoder_hidden_size": 32}, 1e-3),
+    ("ptuning", {}, 1e-2), ("lntuning", {}, 1e-2),
     ("oft", {}, 5e-3), ("boft", {}, 5e-3), ("bitfit", {}, 1e-2), ("svft", {}, 1e-2), ("adapter", {}, 5e-3),
     ("lora+prompt", {}, 5e-3),
     *[("peft", params, 5e-3) for params in PASSTHROUGH.values()],
 ]
 IDS = [name if name != "peft" else f"peft-{params['peft_type'].lower()}" for name, params, _ in CASES]
+IDS[IDS.index("prefix", IDS.index("prefix") + 1)] = "prefix-projection"
 # PiSSA saves peft's portable form: a rank-2r LoRA on the *original* base. It is the same
 # function, computed in another float32 order (W x - B0 A0 x + B A x instead of
 # W_res x + B A x), which moves logits of size ~5 by ~1e-5.
@@ -159,3 +161,27 @@ def test_unknown_target_module_lists_the_real_ones():
     method = METHODS.get("lora")
     with pytest.raises(PeftbenchError, match="q_proj"):
         method.attach(load_model(MODEL), method.params({"target_modules": ["query"]}))
+
+
+def test_prompt_tuning_text_init_starts_from_the_text_embeddings():
+    method = METHODS.get("prompt")
+    tokenizer = load_tokenizer(MODEL)
+    params = method.params({"init": "text", "init_text": "Sentiment", "num_virtual_tokens": 9})
+    base = load_model(MODEL)
+    text_embeddings = base.get_input_embeddings().weight[tokenizer("Sentiment", add_special_tokens=False)["input_ids"]]
+    model = method.attach(base, params, MethodContext(model_source=resolve_source(MODEL.name)))
+    prompt = model.prompt_encoder["default"].embedding.weight
+    assert torch.equal(prompt, text_embeddings.detach())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA needs a CUDA GPU (bitsandbytes 4-bit kernels)")
+def test_qlora_trains_on_cuda(tmp_path):
+    pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes, installed only on GPU machines")
+    from peftbench.run import execute_run
+
+    cfg = validate_run_config({"model": {"name": "tiny-random-llama", "device": "cuda"}, "method": {"name": "qlora", "target_modules": "all-linear"},
+                               "task": {"name": "toy-sentiment", "max_eval": 16}, "train": {"max_steps": 30, "lr": 5e-3, "batch_size": 16},
+                               "output_dir": str(tmp_path)})
+    metrics = execute_run(cfg, show_progress=False)
+    assert metrics["status"] == "done"
+    assert metrics["train"]["final_loss"] < metrics["train"]["first_loss"]

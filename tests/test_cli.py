@@ -40,7 +40,7 @@ def only_run_dir(tmp_path):
 def test_help_lists_only_implemented_commands():
     result = cli("--help")
     assert result.returncode == 0
-    assert "{run,train,eval,merge,list}" in result.stdout
+    assert "{run,train,eval,merge,micro,list}" in result.stdout
 
 
 def test_list_methods_and_tasks():

@@ -111,3 +111,12 @@ def test_shipped_configs_validate():
         from peftbench.config import load_suite_config
 
         assert isinstance(load_suite_config(path), SuiteConfig)
+
+
+def test_code_tasks_need_explicit_opt_in():
+    with pytest.raises(ConfigError) as info:
+        validate_run_config({"method": "lora", "task": "micro-code"})
+    message = dict(info.value.problems)["task.allow_code_execution"]
+    assert "allow_code_execution: true" in message and "sandbox" in message
+    cfg = validate_run_config({"method": "lora", "task": {"name": "micro-code", "allow_code_execution": True}})
+    assert cfg.task.allow_code_execution

@@ -1,4 +1,4 @@
-"""The one entry point: `peftbench run | train | eval | merge | list`."""
+"""The one entry point: `peftbench run | train | eval | merge | micro | list`."""
 
 from __future__ import annotations
 
@@ -116,6 +116,26 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_micro_pretrain(args: argparse.Namespace) -> int:
+    from peftbench.micro.pretrain import Recipe, pretrain
+
+    recipe = Recipe(seed=args.seed).scaled(args.scale)
+    out_dir = Path(args.out)
+    card = pretrain(recipe, out_dir, show_progress=not args.no_progress, log_path=out_dir.with_suffix(".log.jsonl"))
+    err.print(f"micro model written to {out_dir} in {card['train_seconds'] / 60:.1f} min; "
+              f"general-skills average {100 * card['general_average']:.1f}%")
+    return 0
+
+
+def cmd_micro_card(args: argparse.Namespace) -> int:
+    from peftbench.micro.card import write_card
+
+    card = write_card(Path(args.folder), samples=args.samples, show_progress=not args.no_progress)
+    for name, score in card["scores"].items():
+        out.print(f"{name:28s} {100 * score:6.1f}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from peftbench.methods import METHODS
     from peftbench.tasks import TASKS
@@ -193,6 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("run", help="run directory")
     mg.add_argument("--out", required=True, help="folder for the merged model and tokenizer")
     mg.set_defaults(func=cmd_merge)
+
+    micro = sub.add_parser("micro", help="the built-in micro world: pretrain the micro model, score it")
+    micro_sub = micro.add_subparsers(dest="micro_command", required=True)
+    mp = micro_sub.add_parser("pretrain", help="pretrain a micro model from scratch (about 30 min on 2 CPU cores)")
+    mp.add_argument("--out", required=True, help="folder for the model, tokenizer and model card")
+    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--scale", type=float, default=1.0, help="fraction of the recipe's data (quick checks)")
+    mp.add_argument("--no-progress", action="store_true")
+    mp.set_defaults(func=cmd_micro_pretrain)
+    mc = micro_sub.add_parser("card", help="score a micro model folder on every micro task; rewrite its card")
+    mc.add_argument("folder")
+    mc.add_argument("--samples", type=int, default=200, help="test examples per task")
+    mc.add_argument("--no-progress", action="store_true")
+    mc.set_defaults(func=cmd_micro_card)
 
     ls = sub.add_parser("list", help="list registered methods or tasks")
     ls.add_argument("what", choices=["methods", "tasks"])

@@ -64,6 +64,7 @@ class TaskConfig(_Strict):
     max_train: Optional[int] = Field(None, gt=0)
     max_eval: Optional[int] = Field(None, gt=0)
     sample_seed: int = 0
+    allow_code_execution: bool = Field(False, description="run model-generated code (in the sandbox) to grade it")
 
     @model_validator(mode="before")
     @classmethod
@@ -85,6 +86,7 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: Optional[float] = Field(1.0, gt=0)
     logging_steps: int = Field(10, ge=1)
+    loss_on_prompt: bool = Field(False, description="also train on prompt tokens (language-model pretraining)")
 
 
 class EvalConfig(_Strict):
@@ -262,9 +264,12 @@ def _check_task(task: TaskConfig, prefix: str) -> list[tuple[str, str]]:
     from peftbench.tasks import TASKS
 
     try:
-        TASKS.get(task.name)
+        spec = TASKS.get(task.name)
     except UnknownNameError as exc:
         return [(f"{prefix}.name", str(exc))]
+    if spec.executes_code and not task.allow_code_execution:
+        return [(f"{prefix}.allow_code_execution", f"task {task.name!r} grades by running model-generated code; "
+                 "set allow_code_execution: true to run it in peftbench's sandbox (off by default)")]
     return []
 
 

@@ -46,7 +46,7 @@ class EncodedExample:
 
 
 def encode_for_training(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str, max_length: int
+    tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str, max_length: int, loss_on_prompt: bool = False
 ) -> EncodedExample:
     prompt_ids = encode_prompt(tokenizer, prompt)
     answer_ids = encode_answer(tokenizer, answer)
@@ -56,7 +56,5 @@ def encode_for_training(
         # an answer longer than half the window is cut too, so some context remains.
         answer_ids = answer_ids[: max(max_length // 2, max_length - len(prompt_ids))]
         prompt_ids = prompt_ids[len(prompt_ids) + len(answer_ids) - max_length :]
-    return EncodedExample(
-        input_ids=prompt_ids + answer_ids,
-        labels=[IGNORE_INDEX] * len(prompt_ids) + answer_ids,
-    )
+    prompt_labels = prompt_ids if loss_on_prompt else [IGNORE_INDEX] * len(prompt_ids)
+    return EncodedExample(input_ids=prompt_ids + answer_ids, labels=prompt_labels + answer_ids)

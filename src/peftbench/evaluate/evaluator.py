@@ -42,7 +42,7 @@ def evaluate_task(
     start = time.perf_counter()
     predictions, raw = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
     seconds = time.perf_counter() - start
-    references = [e.answer for e in examples]
+    references = [e.grading_reference for e in examples]
     scores = {name: METRICS.get(name)(predictions, references) for name in task.metrics}
     records = [
         {"prompt": e.prompt, "reference": e.answer, "output": o, "prediction": p}

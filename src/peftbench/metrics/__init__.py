@@ -40,3 +40,8 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Share of predictions equal to the reference after text normalisation."""
     _check(predictions, references)
     return _mean([float(normalize_text(p) == normalize_text(r)) for p, r in zip(predictions, references)])
+
+
+# Metrics that execute code register themselves on import; they need the sandbox.
+CODE_METRICS = {"pass@1"}
+from peftbench.metrics import code  # noqa: E402,F401

@@ -29,6 +29,11 @@ class BuiltinModel:
 BUILTIN_MODELS: Registry[BuiltinModel] = Registry("built-in model")
 
 
+# name -> a model folder shipped inside the package (the micro model)
+PACKAGED_MODELS: Registry[Path] = Registry("packaged model")
+PACKAGED_MODELS.register("micro", Path(__file__).resolve().parent.parent / "micro" / "model")
+
+
 def cache_home() -> Path:
     return Path(os.environ.get("PEFTBENCH_HOME", Path.home() / ".cache" / "peftbench"))
 

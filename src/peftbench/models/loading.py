@@ -8,7 +8,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from peftbench.config import ModelConfig
-from peftbench.models.builtin import BUILTIN_MODELS, builtin_model_path
+from peftbench.errors import PeftbenchError
+from peftbench.models.builtin import BUILTIN_MODELS, PACKAGED_MODELS, builtin_model_path
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -33,6 +34,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def resolve_source(name: str) -> str:
     """A built-in name becomes its local folder; anything else goes to transformers as is."""
+    if name in PACKAGED_MODELS:
+        path = PACKAGED_MODELS.get(name)
+        if not (path / "config.json").is_file():
+            raise PeftbenchError(f"the packaged model {name!r} is missing from {path}; reinstall peftbench")
+        return str(path)
     if name in BUILTIN_MODELS:
         return str(builtin_model_path(name))
     return name
@@ -71,4 +77,4 @@ def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrai
 
 
 def is_local(name: str) -> bool:
-    return name in BUILTIN_MODELS or Path(name).exists()
+    return name in BUILTIN_MODELS or name in PACKAGED_MODELS or Path(name).exists()

@@ -23,6 +23,11 @@ class Example:
     prompt: str
     answer: str  # the SFT target, and the reference the metrics compare against
     choices: Optional[tuple[str, ...]] = None  # candidates for log-likelihood scoring
+    reference: Optional[str] = None  # what the metric grades against, when not `answer` (e.g. unit tests)
+
+    @property
+    def grading_reference(self) -> str:
+        return self.answer if self.reference is None else self.reference
 
 
 def _first_line(text: str) -> str:
@@ -50,6 +55,12 @@ class Task:
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
+
+    @property
+    def executes_code(self) -> bool:
+        from peftbench.metrics import CODE_METRICS
+
+        return any(m in CODE_METRICS for m in self.metrics)
 
     def extract(self, text: str) -> str:
         return EXTRACTORS.get(self.extractor)(text)

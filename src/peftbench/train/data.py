@@ -14,8 +14,10 @@ from peftbench.prompting import IGNORE_INDEX, EncodedExample, encode_for_trainin
 from peftbench.tasks.base import Example
 
 
-def encode_examples(tokenizer, examples: Sequence[Example], max_length: int) -> list[EncodedExample]:
-    return [encode_for_training(tokenizer, e.prompt, e.answer, max_length) for e in examples]
+def encode_examples(
+    tokenizer, examples: Sequence[Example], max_length: int, loss_on_prompt: bool = False
+) -> list[EncodedExample]:
+    return [encode_for_training(tokenizer, e.prompt, e.answer, max_length, loss_on_prompt) for e in examples]
 
 
 def pad_batch(batch: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.Tensor]:

@@ -105,7 +105,7 @@ def train_sft(
     """Train in place. `optimizer` replaces the default AdamW (LoRA+); `on_step(step)` runs
     after each optimiser step while gradients still exist (AdaLoRA's rank reallocation)."""
     device = next(model.parameters()).device
-    encoded = encode_examples(tokenizer, examples, cfg.max_length)
+    encoded = encode_examples(tokenizer, examples, cfg.max_length, cfg.loss_on_prompt)
     total = total_optimizer_steps(len(encoded), cfg)
     optimizer = optimizer or build_optimizer(model, cfg)
     scheduler = get_scheduler(

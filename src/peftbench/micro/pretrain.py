@@ -1,0 +1,105 @@
+"""The micro model's pretraining recipe: `peftbench micro pretrain --out DIR`.
+
+Seeded end to end: tokenizer, initial weights, data order. It writes an ordinary
+Hugging Face folder (config, safetensors, tokenizer) plus a model card with the scores
+the model reached, so the packaged `micro` model is the output of this function.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, set_seed
+
+from peftbench.config import TrainConfig
+from peftbench.io import JsonlLog, atomic_write_dir
+from peftbench.micro.splits import pretraining_stream
+from peftbench.micro.tokenizer import train_tokenizer
+from peftbench.train import train_sft
+
+
+@dataclass(frozen=True)
+class Recipe:
+    seed: int = 0
+    vocab_size: int = 768
+    hidden_size: int = 256
+    intermediate_size: int = 704
+    num_layers: int = 4
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    max_positions: int = 512
+    examples: int = 300_000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    eval_samples: int = 200  # per task, for the model card
+
+    def scaled(self, factor: float) -> "Recipe":
+        """The same recipe with a fraction of the data (for tests and quick checks)."""
+        return Recipe(**{**asdict(self), "examples": max(self.batch_size, int(self.examples * factor))})
+
+
+def build_model(recipe: Recipe, tokenizer) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.num_layers,
+        num_attention_heads=recipe.num_heads,
+        num_key_value_heads=recipe.num_kv_heads,
+        max_position_embeddings=recipe.max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def pretrain(recipe: Recipe, out: Path, show_progress: bool = True, log_path: Optional[Path] = None) -> dict:
+    """Train the micro model from scratch and write it to `out`; return the model card data."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    set_seed(recipe.seed)
+    tokenizer = train_tokenizer(recipe.vocab_size)
+    model = build_model(recipe, tokenizer)
+    data = list(islice(pretraining_stream(recipe.seed), recipe.examples))
+    train_cfg = TrainConfig(
+        epochs=1, lr=recipe.lr, lr_scheduler="cosine", warmup_steps=recipe.warmup_steps, batch_size=recipe.batch_size,
+        max_length=recipe.max_positions, seed=recipe.seed, weight_decay=recipe.weight_decay, logging_steps=50,
+        loss_on_prompt=True,
+    )
+    start = time.perf_counter()
+    log = JsonlLog(log_path) if log_path else None
+    try:
+        result = train_sft(model, tokenizer, data, train_cfg, log=log, show_progress=show_progress)
+    finally:
+        if log:
+            log.close()
+    seconds = time.perf_counter() - start
+    if result.status != "completed":
+        raise RuntimeError(f"micro pretraining diverged: {result.reason}")
+
+    training = {
+        "recipe": asdict(recipe),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_seconds": seconds,
+        "train_tokens": result.tokens,
+        "final_loss": result.final_loss,
+    }
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "training.json").write_text(json.dumps(training, indent=2))
+
+    atomic_write_dir(out, fill)  # the weights are safe before any scoring runs
+    from peftbench.micro.card import write_card
+
+    return write_card(out, show_progress=show_progress)

@@ -1,6 +1,6 @@
 """The micro world: deterministic generators, disjoint splits, a reproducible pretraining recipe."""
 
-import json
+import math
 
 import pytest
 import torch
@@ -64,7 +64,7 @@ def test_pretraining_is_reproducible_at_reduced_size(tmp_path):
                     examples=1024, batch_size=32, warmup_steps=5, eval_samples=16)
     first = pretrain(recipe, tmp_path / "a", show_progress=False)
     second = pretrain(recipe, tmp_path / "b", show_progress=False)
-    assert first["final_loss"] < 0.7 * json.loads((tmp_path / "a" / "training.json").read_text())["final_loss"] * 10
+    assert first["final_loss"] < 0.8 * math.log(recipe.vocab_size)  # learned something beyond uniform
     assert first["scores"] == second["scores"]
     from safetensors.torch import load_file
 

@@ -102,4 +102,4 @@ def pretrain(recipe: Recipe, out: Path, show_progress: bool = True, log_path: Op
     atomic_write_dir(out, fill)  # the weights are safe before any scoring runs
     from peftbench.micro.card import write_card
 
-    return write_card(out, show_progress=show_progress)
+    return write_card(out, samples=recipe.eval_samples, show_progress=show_progress)

@@ -1,0 +1,36 @@
+import pytest
+
+from peftbench.analysis.stats import bootstrap_ci, paired_permutation_test
+from peftbench.cost.pscp import PscpConstants, pscp
+
+
+def test_pscp_reproduces_the_paper_example():
+    # PEFT-Bench's own inputs: LNTuning ahead of LoRA despite the lower score
+    ln = pscp(77.8, 266_240, 0.0, 27.43)
+    lora = pscp(80.1, 14_680_064, 0.0, 27.75)
+    assert round(ln, 2) == 60.19 and round(lora, 2) == 60.08 and ln > lora
+
+
+def test_pscp_hand_example_and_constants():
+    # 50 * 1/(1+1) * 1/(1+1) * 1/(1+1) with every cost equal to its constant
+    assert pscp(50, 5e8, 10, 94) == pytest.approx(6.25)
+    assert pscp(50, 5e8, 10, 94, PscpConstants(b_params=0, b_flops=0, b_memory=0)) == 50
+    with pytest.raises(ValueError, match="memory_gb"):
+        pscp(50, 1, 0, -1)
+
+
+def test_bootstrap_ci_contains_mean_and_shrinks_with_agreement():
+    wide = bootstrap_ci([0.1, 0.9, 0.5, 0.3, 0.7])
+    narrow = bootstrap_ci([0.49, 0.51, 0.5, 0.5, 0.5])
+    assert wide.mean == pytest.approx(0.5) and wide.low < wide.mean < wide.high
+    assert narrow.high - narrow.low < wide.high - wide.low
+    assert bootstrap_ci([0.4]).low == bootstrap_ci([0.4]).high == 0.4
+
+
+def test_paired_test_known_cases():
+    # identical methods: nothing to find
+    assert paired_permutation_test([0.5, 0.6, 0.7], [0.5, 0.6, 0.7]) == 1.0
+    # A beats B by the same margin on all 5 seeds: exact p = 2/32 (all-plus or all-minus flips)
+    assert paired_permutation_test([0.8, 0.7, 0.9, 0.6, 0.75], [0.7, 0.6, 0.8, 0.5, 0.65]) == pytest.approx(2 / 32)
+    # mixed signs: clearly not significant
+    assert paired_permutation_test([0.8, 0.6, 0.7, 0.5], [0.7, 0.7, 0.6, 0.6]) > 0.5

@@ -54,7 +54,7 @@ def resolve_suite_path(value: Optional[str]) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from peftbench.config import load_suite_config
     from peftbench.report.leaderboard import leaderboard_table
-    from peftbench.suite import run_suite
+    from peftbench.sweep import run_suite
 
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     suite = load_suite_config(resolve_suite_path(args.suite), overrides)

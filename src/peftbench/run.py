@@ -15,7 +15,7 @@ from typing import Optional
 
 from transformers import set_seed
 
-from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, to_plain
+from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.evaluate import evaluate_task
 from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
@@ -118,8 +118,6 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
 
 def load_run(path: str | Path):
     """The tuned model, tokenizer, config and task of a finished run directory."""
-    from peftbench.config import validate_run_config, load_yaml
-
     path = Path(path)
     cfg = validate_run_config(load_yaml(path / "config.yaml"), source=str(path / "config.yaml"))
     if not (path / ADAPTER_DIR).is_dir():

@@ -40,6 +40,10 @@ class Recipe:
     warmup_steps: int = 200
     weight_decay: float = 0.01
     eval_samples: int = 200  # per task, for the model card
+    # Loss on answers only: prompts hold random letters and digits that no model can
+    # predict; with loss on them too, a first recipe left counting, arithmetic and
+    # key-value recall unlearned (37% / 12% / 48%) after the same budget.
+    loss_on_prompt: bool = False
 
     def scaled(self, factor: float) -> "Recipe":
         """The same recipe with a fraction of the data (for tests and quick checks)."""
@@ -73,7 +77,7 @@ def pretrain(recipe: Recipe, out: Path, show_progress: bool = True, log_path: Op
     train_cfg = TrainConfig(
         epochs=1, lr=recipe.lr, lr_scheduler="cosine", warmup_steps=recipe.warmup_steps, batch_size=recipe.batch_size,
         max_length=recipe.max_positions, seed=recipe.seed, weight_decay=recipe.weight_decay, logging_steps=50,
-        loss_on_prompt=True,
+        loss_on_prompt=recipe.loss_on_prompt,
     )
     start = time.perf_counter()
     log = JsonlLog(log_path) if log_path else None

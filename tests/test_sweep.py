@@ -1,0 +1,119 @@
+"""The sweep survives being killed: nothing finished is redone, nothing half-done is read."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from peftbench.io import read_json
+from peftbench.sweep.store import STORE_FILE, ResultStore
+
+
+def suite_yaml(tmp_path, seeds, max_steps=4, **train):
+    raw = {
+        "name": "kill",
+        "model": {"name": "tiny-random-llama", "device": "cpu"},
+        "methods": [{"name": "lora", "target_modules": "all-linear"}],
+        "tasks": [{"name": "toy-sentiment", "max_eval": 8}],
+        "seeds": seeds,
+        "train": {"max_steps": max_steps, "batch_size": 8, "logging_steps": 1, **train},
+        "eval": {"max_new_tokens": 10},
+        "output_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+STARTED = []
+
+
+def sweep(path, *extra):
+    proc = subprocess.Popen([sys.executable, "-m", "peftbench", "run", str(path), "--no-progress", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def kill_leftover_sweeps():
+    yield
+    while STARTED:  # a failed assertion must not leave a sweep training in the background
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_for(predicate, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_store_lifecycle(tmp_path):
+    store = ResultStore(tmp_path / STORE_FILE)
+    store.register("r1", "s", "lora", "t", 0, {"a": 1})
+    store.register("r1", "s", "lora", "t", 0, {"a": 1})  # idempotent
+    assert store.claim("r1") and not store.claim("r1")  # a running run is not claimed twice
+    store.finish("r1", "done", {"score": 1.0})
+    assert not store.claim("r1")  # finished runs are never redone
+    row = store.get("r1")
+    assert row["status"] == "done" and row["metrics"] == {"score": 1.0} and row["attempts"] == 1
+    assert [r["run_id"] for r in store.rows("done")] == ["r1"]
+
+
+def test_dead_running_rows_are_reset(tmp_path):
+    store = ResultStore(tmp_path / STORE_FILE)
+    store.register("r1", "s", "lora", "t", 0, {})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.claim("r1")
+    with store._connect() as db:  # pretend the claim came from the dead process
+        db.execute("UPDATE runs SET pid=? WHERE run_id='r1'", (dead.pid,))
+    assert store.reconcile() == ["r1"] and store.get("r1")["status"] == "interrupted"
+    assert store.claim("r1") and store.get("r1")["attempts"] == 2
+
+
+def test_sweep_killed_mid_run_resumes_without_redoing_finished_runs(tmp_path):
+    root = tmp_path / "runs" / "kill"
+    # first sweep: seed 0 only, left to finish
+    path = suite_yaml(tmp_path, [0], max_steps=150)
+    first = sweep(path)
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    (done_dir,) = [p.parent for p in root.glob("*/metrics.json") if not p.parent.name.startswith("base-")]
+    stamp = (done_dir / "metrics.json").stat().st_mtime_ns
+    adapter_stamp = (done_dir / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+
+    # second sweep adds seed 1 (same protocol): seed 0 is skipped, seed 1 is killed mid-training
+    path = suite_yaml(tmp_path, [0, 1], max_steps=150)
+    proc = sweep(path)
+    # kill the whole sweep (process group) as soon as the second run is training
+    def second_run_training():
+        logs = [p for p in root.glob("*/train_log.jsonl") if p.parent != done_dir]
+        return logs and logs[0].stat().st_size > 0 and logs[0]
+    killed_log = wait_for(second_run_training)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_dir = killed_log.parent
+    assert not (killed_dir / "metrics.json").exists()
+    store = ResultStore(root / STORE_FILE)
+    assert store.get(killed_dir.name)["status"] == "running"  # as the kill left it
+
+    again = sweep(path)
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    assert (done_dir / "metrics.json").stat().st_mtime_ns == stamp  # not retrained
+    assert (done_dir / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == adapter_stamp
+    assert read_json(killed_dir / "metrics.json")["status"] == "done"  # the interrupted run completed
+    rows = [r for r in store.rows() if r["method"] != "base"]
+    assert sorted(r["run_id"] for r in rows) == sorted({done_dir.name, killed_dir.name})  # one row per run
+    assert all(r["status"] == "done" for r in rows)
+    assert store.get(killed_dir.name)["attempts"] == 2 and store.get(done_dir.name)["attempts"] == 1

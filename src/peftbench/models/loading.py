@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -75,6 +74,3 @@ def load_model(cfg: ModelConfig, **extra) -> PreTrainedModel:
 def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return load_model(cfg), load_tokenizer(cfg)
 
-
-def is_local(name: str) -> bool:
-    return name in BUILTIN_MODELS or name in PACKAGED_MODELS or Path(name).exists()

@@ -45,3 +45,18 @@ def test_loglik_task_scores_with_choices():
     assert result["samples"] == 16
     assert all(r["prediction"] in (" positive", " negative") for r in result["records"])
     assert 0.0 <= result["score"] <= 1.0
+
+
+def test_several_samples_per_problem_feed_pass_at_k():
+    import pytest
+
+    from peftbench.errors import ConfigError
+    from peftbench.config import validate_eval_request
+
+    cfg = EvalConfig(batch_size=8, max_new_tokens=6, do_sample=True, num_samples=3)
+    result = evaluate_model(ModelConfig(device="cpu"), TaskConfig(name="micro-code", max_eval=3, allow_code_execution=True),
+                            cfg, show_progress=False)
+    assert [len(r["prediction"]) for r in result["records"]] == [3, 3, 3]  # every sample kept, per problem
+    assert result["scores"]["pass@1"] == 0.0  # a random model writes no passing code
+    with pytest.raises(ConfigError, match="do_sample"):
+        validate_eval_request({"task": "micro-math", "eval": {"num_samples": 4}})

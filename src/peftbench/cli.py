@@ -149,11 +149,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             merge = "yes" if method.mergeable else "no"
             table.add_row(name, method.family, params, merge, method.description)
     else:
-        table = Table(title="tasks")
-        for column in ("name", "scoring", "metrics", "source", "description"):
+        from peftbench.tasks import TASK_GROUPS
+
+        table = Table(title="tasks", caption="groups: " + "; ".join(f"{g} = {len(m)} tasks" for g, m in TASK_GROUPS.items()))
+        for column in ("name", "splits (eval)", "metrics", "caps train/eval", "runs code", "source", "description"):
             table.add_column(column)
         for name, task in TASKS:
-            table.add_row(name, task.scoring, ", ".join(task.metrics), task.source, task.description)
+            caps = f"{task.max_train or '-'}/{task.max_eval or '-'}"
+            table.add_row(name, f"{', '.join(task.splits)} ({task.eval_split})", ", ".join(task.metrics), caps,
+                          "yes" if task.executes_code else "no", task.source, task.description)
     out.print(table)
     return 0
 

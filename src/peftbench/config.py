@@ -65,6 +65,8 @@ class TaskConfig(_Strict):
     max_eval: Optional[int] = Field(None, gt=0)
     sample_seed: int = 0
     allow_code_execution: bool = Field(False, description="run model-generated code (in the sandbox) to grade it")
+    data_files: Optional[dict[str, str]] = Field(
+        None, description="split -> local file in the real dataset's schema (.jsonl/.json/.csv/.parquet), instead of the hub")
 
     @model_validator(mode="before")
     @classmethod
@@ -95,6 +97,13 @@ class EvalConfig(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    num_samples: int = Field(1, ge=1, description="completions per prompt (pass@k needs >= k, with do_sample)")
+
+    @model_validator(mode="after")
+    def _sampling_for_many(self) -> "EvalConfig":
+        if self.num_samples > 1 and not self.do_sample:
+            raise ValueError("num_samples > 1 needs do_sample: true (greedy decoding repeats one answer)")
+        return self
 
 
 class RunConfig(_Strict):
@@ -260,17 +269,41 @@ def _check_method(method: MethodConfig, prefix: str) -> tuple[MethodConfig | Non
     return MethodConfig(name=method.name, **params.model_dump()), []
 
 
-def _check_task(task: TaskConfig, prefix: str) -> list[tuple[str, str]]:
+def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tuple[str, str]]:
     from peftbench.tasks import TASKS
 
     try:
         spec = TASKS.get(task.name)
     except UnknownNameError as exc:
         return [(f"{prefix}.name", str(exc))]
+    problems = []
     if spec.executes_code and not task.allow_code_execution:
-        return [(f"{prefix}.allow_code_execution", f"task {task.name!r} grades by running model-generated code; "
-                 "set allow_code_execution: true to run it in peftbench's sandbox (off by default)")]
-    return []
+        problems.append((f"{prefix}.allow_code_execution", f"task {task.name!r} grades by running model-generated code; "
+                         "set allow_code_execution: true to run it in peftbench's sandbox (off by default)"))
+    if task.data_files:
+        if spec.using_files is None:
+            problems.append((f"{prefix}.data_files", f"task {task.name!r} is generated ({spec.source}); it reads no files"))
+        for split, path in task.data_files.items():
+            if split not in spec.splits and split != "train":  # own training data for an eval-only task is fine
+                problems.append((f"{prefix}.data_files.{split}", f"task {task.name!r} has no split {split!r}; "
+                                 f"it has {', '.join(spec.splits)}"))
+            elif not Path(path).is_file():
+                problems.append((f"{prefix}.data_files.{split}", f"file not found: {path}"))
+    if trains and "train" not in spec.splits and "train" not in (task.data_files or {}):
+        problems.append((f"{prefix}.name", f"task {task.name!r} is evaluation-only (splits: {', '.join(spec.splits)}); "
+                         "train on another task and evaluate this one, or give data_files.train"))
+    return problems
+
+
+def expand_task_groups(tasks: list[TaskConfig]) -> list[TaskConfig]:
+    """A group name (e.g. `bbh`) stands for every member task, with the same settings."""
+    from peftbench.tasks import TASK_GROUPS
+
+    out = []
+    for task in tasks:
+        members = TASK_GROUPS.get(task.name)
+        out += [task.model_copy(update={"name": m}) for m in members] if members else [task]
+    return out
 
 
 def _validate(model_cls: type[BaseModel], raw: Any, source: str | None) -> BaseModel:
@@ -292,7 +325,7 @@ def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunCo
 
 def validate_eval_request(raw: dict[str, Any], source: str | None = None) -> EvalRequest:
     cfg = _validate(EvalRequest, raw, source)
-    problems = _check_task(cfg.task, "task")
+    problems = _check_task(cfg.task, "task", trains=False)
     if problems:
         raise ConfigError(problems, source=source)
     return cfg
@@ -306,11 +339,12 @@ def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> Sui
         resolved, found = _check_method(method, f"methods[{i}]")
         methods.append(resolved)
         problems += found
-    for i, task in enumerate(cfg.tasks):
+    tasks = expand_task_groups(cfg.tasks)
+    for i, task in enumerate(tasks):
         problems += _check_task(task, f"tasks[{i}]")
     if problems:
         raise ConfigError(problems, source=source)
-    return cfg.model_copy(update={"methods": methods})
+    return cfg.model_copy(update={"methods": methods, "tasks": tasks})
 
 
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

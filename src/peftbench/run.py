@@ -55,11 +55,20 @@ def is_finished(path: Path) -> bool:
     return (path / METRICS_FILE).is_file()
 
 
-def _task_data(task_cfg: TaskConfig):
+def resolve_task(task_cfg: TaskConfig):
+    """The registered task, reading the config's local files when it names some."""
     task = TASKS.get(task_cfg.name)
-    train = task.examples("train", task_cfg.max_train, task_cfg.sample_seed)
-    test = task.examples(task.eval_split, task_cfg.max_eval, task_cfg.sample_seed)
-    return task, train, test
+    return task.with_files(task_cfg.data_files) if task_cfg.data_files else task
+
+
+def eval_examples(task, task_cfg: TaskConfig):
+    return task.examples(task.eval_split, task_cfg.max_eval or task.max_eval, task_cfg.sample_seed)
+
+
+def _task_data(task_cfg: TaskConfig):
+    task = resolve_task(task_cfg)
+    train = task.examples("train", task_cfg.max_train or task.max_train, task_cfg.sample_seed)
+    return task, train, eval_examples(task, task_cfg)
 
 
 def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False) -> dict:
@@ -150,8 +159,8 @@ def evaluate_model(
     """Evaluate a model (the base model unless one is given) on a task's eval split."""
     tokenizer = tokenizer or load_tokenizer(model_cfg)
     model = model or load_model(model_cfg)
-    _, _, eval_data = _task_data(task_cfg)
-    return evaluate_task(model, tokenizer, TASKS.get(task_cfg.name), eval_data, eval_cfg, show_progress)
+    task = resolve_task(task_cfg)
+    return evaluate_task(model, tokenizer, task, eval_examples(task, task_cfg), eval_cfg, show_progress)
 
 
 def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:

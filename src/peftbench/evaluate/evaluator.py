@@ -8,15 +8,28 @@ from typing import Sequence
 from peftbench.config import EvalConfig
 from peftbench.evaluate.generation import generate
 from peftbench.evaluate.loglik import choose
-from peftbench.metrics import METRICS
+from peftbench.metrics import get_metric
 from peftbench.prompting import encode_answer, encode_prompt
 from peftbench.tasks.base import Example, Task
 
 
 def _predict_generate(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
-    prompts = [encode_prompt(tokenizer, e.prompt) for e in examples]
+    """One completion per prompt, or `num_samples` of them (a list per example, for pass@k)."""
+    n = cfg.num_samples
+    prompts = [encode_prompt(tokenizer, e.prompt) for e in examples for _ in range(n)]
     raw = generate(model, tokenizer, prompts, cfg, show_progress)
-    return [task.extract(text) for text in raw], raw
+    predictions = [task.extract(text) for text in raw]
+    if n == 1:
+        return predictions, raw
+    grouped = lambda xs: [xs[i : i + n] for i in range(0, len(xs), n)]  # noqa: E731
+    return grouped(predictions), grouped(raw)
+
+
+def _for_metric(name: str, predictions: list) -> list:
+    """Sample-aware metrics (pass@k) get every sample; the others grade the first one."""
+    if not predictions or not isinstance(predictions[0], list) or name.startswith("pass@"):
+        return predictions
+    return [p[0] for p in predictions]
 
 
 def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
@@ -43,7 +56,7 @@ def evaluate_task(
     predictions, raw = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
     seconds = time.perf_counter() - start
     references = [e.grading_reference for e in examples]
-    scores = {name: METRICS.get(name)(predictions, references) for name in task.metrics}
+    scores = {name: get_metric(name)(_for_metric(name, predictions), references) for name in task.metrics}
     records = [
         {"prompt": e.prompt, "reference": e.answer, "output": o, "prediction": p}
         for e, o, p in zip(examples, raw, predictions)

@@ -1,4 +1,9 @@
-"""Metric registry: name -> function(predictions, references) -> score in [0, 1]."""
+"""Metric registry: name -> function(predictions, references) -> score.
+
+Scores are in [0, 1] except correlations ([-1, 1]). A reference may be a list of
+acceptable answers (Natural Questions) where the metric says so. Parametrised names
+resolve through `get_metric`: `f1:<positive label>`, `pass@<k>`.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _check(predictions: Sequence[str], references: Sequence[str]) -> None:
+def check_lengths(predictions: Sequence[str], references: Sequence[str]) -> None:
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
 
@@ -31,17 +36,54 @@ def _check(predictions: Sequence[str], references: Sequence[str]) -> None:
 @METRICS.decorator("accuracy")
 def accuracy(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Share of predictions equal to the reference label (labels compared exactly after strip)."""
-    _check(predictions, references)
+    check_lengths(predictions, references)
     return _mean([float(p.strip() == r.strip()) for p, r in zip(predictions, references)])
 
 
+def _any_of(reference) -> list[str]:
+    return [reference] if isinstance(reference, str) else list(reference)
+
+
 @METRICS.decorator("exact_match")
-def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Share of predictions equal to the reference after text normalisation."""
-    _check(predictions, references)
-    return _mean([float(normalize_text(p) == normalize_text(r)) for p, r in zip(predictions, references)])
+def exact_match(predictions: Sequence[str], references: Sequence) -> float:
+    """Share of predictions equal to (any of) the reference(s) after text normalisation."""
+    check_lengths(predictions, references)
+    return _mean([
+        float(any(normalize_text(p) == normalize_text(r) for r in _any_of(refs)))
+        for p, refs in zip(predictions, references)
+    ])
 
 
-# Metrics that execute code register themselves on import; they need the sandbox.
-CODE_METRICS = {"pass@1"}
-from peftbench.metrics import code  # noqa: E402,F401
+def get_metric(name: str) -> Metric:
+    """A registered metric, or a parametrised one: `f1:<positive label>`, `pass@<k>`."""
+    if name.startswith("f1:"):
+        from peftbench.metrics.classification import binary_f1
+
+        return binary_f1(name[3:])
+    if name.startswith("pass@") and name not in METRICS:
+        from peftbench.metrics.code import pass_at_k_metric
+
+        return pass_at_k_metric(int(name[5:]))
+    return METRICS.get(name)
+
+
+def is_known_metric(name: str) -> bool:
+    return name in METRICS or name.startswith("f1:") or (name.startswith("pass@") and name[5:].isdigit())
+
+
+def executes_code(name: str) -> bool:
+    """Metrics that run model-generated code (in the sandbox): they need explicit permission."""
+    return name.startswith("pass@")
+
+
+# each module registers its metrics on import
+from peftbench.metrics import classification, code, correlation, ifeval, mathematics, text  # noqa: E402,F401
+
+
+@METRICS.decorator("exact_match_ci")
+def exact_match_ci(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Exact match ignoring case and surrounding whitespace, punctuation kept (BBH answers
+    such as '(A)' or ') ] }' are punctuation)."""
+    check_lengths(predictions, references)
+    squash = lambda text: " ".join(text.split()).casefold()  # noqa: E731
+    return _mean([float(squash(p) == squash(r)) for p, r in zip(predictions, references)])

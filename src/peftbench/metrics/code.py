@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from math import comb
-from typing import Sequence
+from typing import Mapping, Sequence, Union
 
-from peftbench.metrics import METRICS
+from peftbench.metrics import METRICS, check_lengths
 from peftbench.metrics.sandbox import ExecutionResult, SandboxLimits, run_program
 
 
@@ -19,16 +19,80 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def check_programs(programs: Sequence[str], tests: Sequence[str], limits: SandboxLimits = SandboxLimits(),
+# Runs an APPS-style program once per test case with the case's stdin, comparing stdout
+# (whitespace-insensitive, as the APPS harness does); call-based cases call `fn_name`.
+_STDIO_HARNESS = """
+import io, sys, contextlib
+_SOURCE = {source!r}
+_CASES = {cases!r}
+for _i, (_stdin, _expected) in enumerate(zip(_CASES["inputs"], _CASES["outputs"])):
+    if _CASES.get("fn_name"):
+        _scope = {{}}
+        exec(compile(_SOURCE, "solution.py", "exec"), _scope)
+        _fn = _scope.get(_CASES["fn_name"]) or getattr(_scope["Solution"](), _CASES["fn_name"])
+        _got = _fn(*_stdin)
+        _ok = _got == _expected or [_got] == _expected
+    else:
+        _out = io.StringIO()
+        sys.stdin = io.StringIO(_stdin if isinstance(_stdin, str) else "\\n".join(map(str, _stdin)))
+        with contextlib.redirect_stdout(_out):
+            exec(compile(_SOURCE, "solution.py", "exec"), {{"__name__": "__main__"}})
+        _want = _expected if isinstance(_expected, str) else "\\n".join(map(str, _expected))
+        _ok = _out.getvalue().split() == _want.split()
+    assert _ok, f"test case {{_i}} failed"
+"""
+
+
+def test_program(program: str, reference: Union[str, Mapping]) -> str:
+    """The file the sandbox runs. A reference is the tests (micro-code, MBPP), or
+    {"prefix", "tests"} where the model continues a given prefix (HumanEval's prompt: a
+    body and a full re-definition both work after it), or {"stdio": cases} (APPS)."""
+    if isinstance(reference, str):
+        return f"{program}\n\n{reference}\n"
+    if "stdio" in reference:
+        return _STDIO_HARNESS.format(source=program, cases=reference["stdio"])
+    return f"{reference['prefix']}{program}\n\n{reference['tests']}\n"
+
+
+def check_programs(programs: Sequence[str], tests: Sequence, limits: SandboxLimits = SandboxLimits(),
                    workers: int = 4) -> list[ExecutionResult]:
     """Each program followed by its tests, run in the sandbox (in parallel processes)."""
-    jobs = [f"{program}\n\n{test}\n" for program, test in zip(programs, tests)]
+    jobs = [test_program(program, test) for program, test in zip(programs, tests)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda job: run_program(job, limits), jobs))
 
 
-@METRICS.decorator("pass@1")
-def pass_at_1(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Share of programs passing their tests (one sample each: pass@1). References are tests."""
-    results = check_programs(predictions, references)
-    return sum(r.passed for r in results) / len(results) if results else 0.0
+def _samples(prediction: Union[str, Sequence[str]]) -> list[str]:
+    return [prediction] if isinstance(prediction, str) else list(prediction)
+
+
+def pass_at_k_metric(k: int):
+    """pass@k over n samples per problem (a prediction may be a list of n samples)."""
+
+    def metric(predictions: Sequence, references: Sequence) -> float:
+        check_lengths(predictions, references)
+        samples = [_samples(p) for p in predictions]
+        too_few = [i for i, s in enumerate(samples) if len(s) < k]
+        if too_few:
+            raise ValueError(f"pass@{k} needs at least {k} samples per problem; problem {too_few[0]} has "
+                             f"{len(samples[too_few[0]])} (set eval.num_samples >= {k} with sampling)")
+        flat = [(program, ref) for group, ref in zip(samples, references) for program in group]
+        results = iter(check_programs([p for p, _ in flat], [r for _, r in flat]))
+        scores = [pass_at_k(len(group), sum(next(results).passed for _ in group), k) for group in samples]
+        return sum(scores) / len(scores) if scores else 0.0
+
+    return metric
+
+
+for _k in (1, 5, 10):
+    METRICS.register(f"pass@{_k}", pass_at_k_metric(_k))
+
+
+@METRICS.decorator("codebleu")
+def codebleu(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """CodeBLEU (Ren et al. 2020) for Python, as the `codebleu` package computes it: the
+    metric PEFT-Bench reports for CoNaLa, CodeAlpaca-py and APPS."""
+    from codebleu import calc_codebleu
+
+    check_lengths(predictions, references)
+    return float(calc_codebleu(list(references), list(predictions), lang="python")["codebleu"])

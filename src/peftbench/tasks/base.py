@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 from peftbench.registry import Registry
 
@@ -23,10 +23,11 @@ class Example:
     prompt: str
     answer: str  # the SFT target, and the reference the metrics compare against
     choices: Optional[tuple[str, ...]] = None  # candidates for log-likelihood scoring
-    reference: Optional[str] = None  # what the metric grades against, when not `answer` (e.g. unit tests)
+    # what the metric grades against, when not `answer`: unit tests, a list of acceptable answers
+    reference: Optional[Any] = None
 
     @property
-    def grading_reference(self) -> str:
+    def grading_reference(self) -> Any:
         return self.answer if self.reference is None else self.reference
 
 
@@ -51,6 +52,10 @@ class Task:
     splits: tuple[str, ...] = ("train", "test")
     eval_split: str = "test"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    max_train: Optional[int] = None  # default size caps; a run's task config overrides them
+    max_eval: Optional[int] = None
+    # the same task reading local files in the real schema ({split: path}); None: not file-backed
+    using_files: Optional[Callable[[Mapping[str, str]], "Task"]] = None
 
     @property
     def primary_metric(self) -> str:
@@ -58,12 +63,17 @@ class Task:
 
     @property
     def executes_code(self) -> bool:
-        from peftbench.metrics import CODE_METRICS
+        from peftbench.metrics import executes_code
 
-        return any(m in CODE_METRICS for m in self.metrics)
+        return any(executes_code(m) for m in self.metrics)
 
     def extract(self, text: str) -> str:
         return EXTRACTORS.get(self.extractor)(text)
+
+    def with_files(self, files: Mapping[str, str]) -> "Task":
+        if self.using_files is None:
+            raise ValueError(f"task {self.name!r} is generated ({self.source}); it reads no data files")
+        return self.using_files(files)
 
     def examples(self, split: Split, limit: Optional[int] = None, seed: int = 0) -> list[Example]:
         """The split's examples; with `limit`, a fixed seeded sample kept in original order."""

@@ -1,0 +1,70 @@
+"""Label metrics for classification tasks whose labels are words (PEFT-Bench style).
+
+Predictions that are not a known label count as their own (wrong) class, as sklearn does
+with labels present only in the predictions; nothing is silently mapped to a label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Sequence
+
+from peftbench.metrics import METRICS, check_lengths
+
+
+def _labels(text: str) -> str:
+    return text.strip().lower()
+
+
+def per_class(predictions: Sequence[str], references: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """label -> (precision, recall, f1), over every label seen in references or predictions."""
+    check_lengths(predictions, references)
+    preds, refs = [_labels(p) for p in predictions], [_labels(r) for r in references]
+    out = {}
+    for label in sorted(set(refs) | set(preds)):
+        tp = sum(p == label and r == label for p, r in zip(preds, refs))
+        predicted, actual = preds.count(label), refs.count(label)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[label] = (precision, recall, f1)
+    return out
+
+
+def _macro(index: int):
+    def metric(predictions: Sequence[str], references: Sequence[str]) -> float:
+        scores = per_class(predictions, references)
+        return sum(s[index] for s in scores.values()) / len(scores) if scores else 0.0
+
+    return metric
+
+
+METRICS.register("macro_precision", _macro(0))
+METRICS.register("macro_recall", _macro(1))
+METRICS.register("macro_f1", _macro(2))
+
+
+def binary_f1(positive: str):
+    """F1 of one positive label (GLUE's F1 for MRPC and QQP: the 'paraphrase' class)."""
+
+    def metric(predictions: Sequence[str], references: Sequence[str]) -> float:
+        return per_class(predictions, references).get(_labels(positive), (0.0, 0.0, 0.0))[2]
+
+    return metric
+
+
+@METRICS.decorator("mcc")
+def matthews_corrcoef(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Matthews correlation (GLUE's CoLA metric), multi-class form (Gorodkin 2004)."""
+    check_lengths(predictions, references)
+    preds, refs = [_labels(p) for p in predictions], [_labels(r) for r in references]
+    n = len(refs)
+    correct = sum(p == r for p, r in zip(preds, refs))
+    pred_counts, ref_counts = Counter(preds), Counter(refs)
+    labels = set(pred_counts) | set(ref_counts)
+    covariance = correct * n - sum(pred_counts[k] * ref_counts[k] for k in labels)
+    spread_pred = n * n - sum(c * c for c in pred_counts.values())
+    spread_ref = n * n - sum(c * c for c in ref_counts.values())
+    denominator = math.sqrt(spread_pred * spread_ref)
+    return covariance / denominator if denominator else 0.0

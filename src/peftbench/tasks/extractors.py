@@ -1,0 +1,50 @@
+"""Answer extractors: raw generation -> the string a metric grades."""
+
+from __future__ import annotations
+
+import re
+
+from peftbench.tasks.base import EXTRACTORS
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_LETTER = re.compile(r"(?:^|[\s(\[])([A-J])(?:$|[\s).\]:,])")
+_FENCE = re.compile(r"```(?:python|py)?\n(.*?)(?:```|$)", re.DOTALL)
+
+
+@EXTRACTORS.decorator("label")
+def label(text: str) -> str:
+    """A class label word: first line, lower-cased, trailing punctuation dropped ('Yes.' -> 'yes')."""
+    line = text.strip().split("\n", 1)[0].strip()
+    return line.lower().rstrip(".!?,;:").strip()
+
+
+@EXTRACTORS.decorator("final_number")
+def final_number(text: str) -> str:
+    """GSM8K style: the number after '####' if present, else the last number in the text."""
+    tail = text.split("####", 1)[1] if "####" in text else text
+    numbers = _NUMBER.findall(tail if "####" in text else text)
+    if not numbers:
+        return text.strip()
+    picked = numbers[0] if "####" in text else numbers[-1]
+    return picked.replace(",", "").rstrip(".")
+
+
+@EXTRACTORS.decorator("math")
+def math_answer(text: str) -> str:
+    """Kept whole: math-verify finds the \\boxed{} or final expression itself."""
+    return text.strip()
+
+
+@EXTRACTORS.decorator("choice_letter")
+def choice_letter(text: str) -> str:
+    """The first option letter A-J standing alone ('B', '(B)', 'B.', 'answer: B')."""
+    match = _LETTER.search(text.strip())
+    return match.group(1) if match else text.strip()[:1]
+
+
+@EXTRACTORS.decorator("code")
+def code(text: str) -> str:
+    """A fenced Python block if there is one, else the generation as is (a HumanEval
+    completion starts indented, so leading whitespace is kept)."""
+    fenced = _FENCE.search(text)
+    return fenced.group(1).rstrip() if fenced else text.rstrip()

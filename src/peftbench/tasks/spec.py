@@ -1,0 +1,195 @@
+"""Tasks as data: a YAML file names the source, the prompt template, the target, the
+answer extractor and the metrics; this module turns it into a registered `Task`.
+
+Templates are Jinja (sandboxed, strict: a field missing from a row is an error naming
+it). `prompt` and `target` render to text; `choices` and `reference` are expressions
+that evaluate to Python values (a list of candidates, a list of acceptable answers, a
+dict of code tests). Adding a task never touches Python, unless it needs a new
+extractor or metric.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
+
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.exceptions import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from peftbench.tasks.base import EXTRACTORS, TASKS, Example, Task
+from peftbench.tasks.sources import DataSourceError, Row, read_file, read_hub, read_package_file
+
+_JINJA = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+_JINJA.globals.update(letters="ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_JINJA.filters.update(fromjson=json.loads, regex_replace=lambda text, pattern, new="": re.sub(pattern, new, text))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSpec(_Strict):
+    """Where rows come from: a hub dataset (split names) or a file inside an installed package."""
+
+    hub: Optional[str] = None
+    config: Optional[str] = None
+    revision: Optional[str] = None
+    package: Optional[str] = Field(None, description="installed package holding the data file(s)")
+    splits: dict[str, str] = Field(default_factory=lambda: {"train": "train", "test": "test"},
+                                   description="our split -> hub split (or file path inside `package`)")
+    field: Optional[str] = Field(None, description="top-level JSON field holding the rows (BBH: examples)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SourceSpec":
+        if bool(self.hub) == bool(self.package):
+            raise ValueError("give exactly one of source.hub or source.package")
+        return self
+
+
+class FewShotSpec(_Strict):
+    k: int = Field(0, ge=0)
+    split: str = "train"
+    seed: int = 1234
+    separator: str = "\n\n"
+
+
+class TaskSpec(_Strict):
+    name: str
+    description: str
+    source: SourceSpec
+    prompt: str
+    target: str
+    choices: Optional[str] = None
+    reference: Optional[str] = None
+    scoring: Literal["generate", "loglik"] = "generate"
+    extractor: str = "first_line"
+    metrics: list[str] = Field(min_length=1)
+    eval_split: str = "test"
+    train_from: Optional[str] = Field(None, description="another task whose train split this task trains on")
+    few_shot: FewShotSpec = Field(default_factory=FewShotSpec)
+    max_train: Optional[int] = Field(None, gt=0)
+    max_eval: Optional[int] = Field(None, gt=0)
+    tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TaskSpec":
+        from peftbench.metrics import is_known_metric
+
+        problems = [f"unknown metric {m!r}" for m in self.metrics if not is_known_metric(m)]
+        if self.extractor not in EXTRACTORS:
+            problems.append(f"unknown extractor {self.extractor!r}; known: {', '.join(EXTRACTORS.names())}")
+        if self.scoring == "loglik" and not self.choices:
+            problems.append("scoring 'loglik' needs `choices`")
+        if self.eval_split not in self.source.splits:
+            problems.append(f"eval_split {self.eval_split!r} is not among source.splits {sorted(self.source.splits)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.source.splits) | ({"train"} if self.train_from else set())))
+
+    @property
+    def source_label(self) -> str:
+        s = self.source
+        where = f"hub:{s.hub}" + (f" ({s.config})" if s.config else "") if s.hub else f"package:{s.package}"
+        return where + (f"; trains on {self.train_from}" if self.train_from else "")
+
+    @cached_property
+    def _templates(self):
+        return (_JINJA.from_string(self.prompt), _JINJA.from_string(self.target),
+                _JINJA.compile_expression(self.choices) if self.choices else None,
+                _JINJA.compile_expression(self.reference) if self.reference else None)
+
+    def example(self, row: Row, shots: str = "") -> Example:
+        prompt, target, choices, reference = self._templates
+        try:
+            return Example(
+                prompt=shots + prompt.render(**row), answer=target.render(**row),
+                choices=tuple(choices(**row)) if choices else None,
+                reference=reference(**row) if reference else None,
+            )
+        except (TemplateError, KeyError, IndexError, TypeError, ValueError) as error:
+            raise DataSourceError(
+                f"task {self.name!r}: a row does not fit the templates ({type(error).__name__}: {error}); "
+                f"row fields: {', '.join(sorted(row))}. Is the data in the real dataset's schema?"
+            ) from None
+
+    def rows(self, split: str, files: Optional[Mapping[str, str]] = None) -> list[Row]:
+        if files and split in files:
+            return read_file(Path(files[split]), self.source.field)
+        if split not in self.source.splits:
+            raise DataSourceError(f"task {self.name!r} has no {split!r} split; it has {', '.join(self.splits)}")
+        where = self.source.splits[split]
+        if self.source.package:
+            return read_package_file(f"{self.source.package}/{where}", self.source.field)
+        return read_hub(self.source.hub, self.source.config, where, self.source.revision)
+
+    def _shots(self, files: Optional[Mapping[str, str]]) -> str:
+        if not self.few_shot.k:
+            return ""
+        rows = self.rows(self.few_shot.split, files)
+        picked = random.Random(self.few_shot.seed).sample(rows, min(self.few_shot.k, len(rows)))
+        return "".join(self.example(row).prompt + self.example(row).answer + self.few_shot.separator for row in picked)
+
+    def load_split(self, split: str, files: Optional[Mapping[str, str]] = None) -> list[Example]:
+        if split == "train" and self.train_from and not (files and "train" in files):
+            return TASKS.get(self.train_from).examples("train")
+        shots = self._shots(files) if split != "train" else ""
+        return [self.example(row, shots) for row in self.rows(split, files)]
+
+    def to_task(self, files: Optional[Mapping[str, str]] = None) -> Task:
+        return Task(
+            name=self.name, description=self.description,
+            load_split=lambda split: self.load_split(split, files),
+            metrics=tuple(self.metrics), scoring=self.scoring, extractor=self.extractor,
+            source=self.source_label if not files else f"local files: {', '.join(f'{k}={v}' for k, v in files.items())}",
+            splits=tuple(sorted(set(self.splits) | set(files or {}))), eval_split=self.eval_split, tags=tuple(self.tags),
+            max_train=self.max_train, max_eval=self.max_eval,
+            using_files=lambda new_files: self.to_task({**(files or {}), **new_files}),
+        )
+
+
+def _expand(document: dict) -> tuple[list[dict], dict[str, tuple[str, ...]]]:
+    """A document is one task, or a `subtasks:` family (BBH) rendered once per subtask with
+    `<subtask>` substituted; a family's `group:` name then stands for all its members."""
+    subtasks = document.pop("subtasks", None)
+    group = document.pop("group", None)
+    if not subtasks:
+        return [document], {}
+    text = yaml.safe_dump(document, sort_keys=False)
+    members = [yaml.safe_load(text.replace("<subtask>", sub)) for sub in subtasks]
+    return members, ({group: tuple(m["name"] for m in members)} if group else {})
+
+
+def load_spec_file(path: Path) -> tuple[list[TaskSpec], dict[str, tuple[str, ...]]]:
+    specs, groups = [], {}
+    for document in yaml.safe_load_all(Path(path).read_text()):
+        if not document:
+            continue
+        members, new_groups = _expand(dict(document))
+        groups.update(new_groups)
+        for member in members:
+            try:
+                specs.append(TaskSpec.model_validate(member))
+            except ValueError as error:
+                raise ValueError(f"{path}: task {member.get('name', '?')!r}: {error}") from None
+    return specs, groups
+
+
+# group name -> member task names (`tasks: [bbh]` in a suite means every BBH subtask)
+TASK_GROUPS: dict[str, tuple[str, ...]] = {}
+
+
+def register_spec_file(path: Path) -> list[Task]:
+    specs, groups = load_spec_file(path)
+    TASK_GROUPS.update(groups)
+    return [TASKS.register(spec.name, spec.to_task()) for spec in specs]

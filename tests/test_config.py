@@ -120,3 +120,14 @@ def test_code_tasks_need_explicit_opt_in():
     assert "allow_code_execution: true" in message and "sandbox" in message
     cfg = validate_run_config({"method": "lora", "task": {"name": "micro-code", "allow_code_execution": True}})
     assert cfg.task.allow_code_execution
+
+
+def test_a_method_entry_may_set_its_own_learning_rate():
+    suite = validate_suite_config({"name": "x", "methods": [{"name": "lora", "lr": 1e-3}, "full"],
+                                   "tasks": ["toy-sentiment"], "train": {"lr": 1e-4}})
+    lrs = {run.method.name: run.train.lr for run in suite.expand()}
+    assert lrs == {"lora": 1e-3, "full": 1e-4}
+    run = validate_run_config({"method": {"name": "lora", "lr": 5e-3}, "task": "toy-sentiment"})
+    assert run.train.lr == 5e-3 and run.method.lr is None
+    with pytest.raises(ConfigError, match=r"methods\[0\].lr"):
+        validate_suite_config({"name": "x", "methods": [{"name": "lora", "lr": -1}], "tasks": ["toy-sentiment"]})

@@ -62,14 +62,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     err.print(f"suite [bold]{suite.name}[/]: {len(runs)} runs ({len(suite.methods)} methods x "
               f"{len(suite.tasks)} tasks x {len(suite.seeds)} seeds) -> {Path(suite.output_dir) / suite.name}")
     if args.dry_run:
-        from peftbench.run import run_id
-
-        for cfg in runs:
-            out.print(run_id(cfg))
+        out.print(dry_run_table(runs, suite.name))
         return 0
     results = run_suite(suite, show_progress=not args.no_progress, console=err)
     out.print(leaderboard_table(results, title=f"{suite.name} leaderboard"))
     return 1 if any(r["status"] == "failed" for r in results) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from peftbench.report.build import build_report
+
+    root = Path(args.runs)
+    if not root.is_dir():
+        raise PeftbenchError(f"no runs folder {root}; give the folder a suite wrote, e.g. runs/quickstart")
+    try:
+        tables, markdown, page = build_report(root, Path(args.out) if args.out else None)
+    except FileNotFoundError as exc:
+        raise PeftbenchError(str(exc)) from None
+    for table in tables:
+        out.print(table)
+    err.print(f"wrote {markdown} and {page}")
+    return 0
+
+
+def dry_run_table(runs, title: str) -> Table:
+    """Every run the suite expands to, with its estimated size (nothing trains)."""
+    from peftbench.run import run_id
+    from peftbench.sweep.estimate import estimate_run
+
+    table = Table(title=f"{title}: {len(runs)} runs (dry run)")
+    for column in ("run id", "lr", "base params", "trainable", "train examples", "steps", "note"):
+        table.add_column(column, justify="left" if column in ("run id", "note") else "right")
+    fmt = lambda n: "?" if n is None else f"{n:,}"  # noqa: E731
+    for cfg in runs:
+        e = estimate_run(cfg)
+        table.add_row(run_id(cfg), f"{cfg.train.lr:g}", fmt(e.base_params), fmt(e.trainable_params),
+                      fmt(e.train_examples), fmt(e.optimizer_steps), e.note)
+    return table
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -231,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--samples", type=int, default=200, help="test examples per task")
     mc.add_argument("--no-progress", action="store_true")
     mc.set_defaults(func=cmd_micro_card)
+
+    rp = sub.add_parser("report", help="leaderboard, report.md and a self-contained report.html from finished runs")
+    rp.add_argument("runs", help="folder holding run directories (e.g. runs/quickstart)")
+    rp.add_argument("--out", help="where report.md, plots/ and report.html go (default: the runs folder)")
+    rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="list registered methods or tasks")
     ls.add_argument("what", choices=["methods", "tasks"])

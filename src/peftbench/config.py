@@ -46,6 +46,9 @@ class MethodConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str = Field(min_length=1)
+    # Methods differ in the learning rate they need (full fine-tuning ~1e-4, LoRA ~1e-3,
+    # soft prompts ~1e-2, as in PEFT-Bench's protocol): a method entry may set its own.
+    lr: Optional[float] = Field(None, gt=0, description="this method's learning rate (overrides train.lr)")
 
     @model_validator(mode="before")
     @classmethod
@@ -147,9 +150,9 @@ class SuiteConfig(_Strict):
                         RunConfig(
                             suite=self.name,
                             model=self.model,
-                            method=method,
+                            method=method.model_copy(update={"lr": None}),
                             task=task,
-                            train=self.train.model_copy(update={"seed": seed}),
+                            train=self.train.model_copy(update={"seed": seed, "lr": method.lr or self.train.lr}),
                             eval=self.eval,
                             output_dir=self.output_dir,
                         )
@@ -266,7 +269,7 @@ def _check_method(method: MethodConfig, prefix: str) -> tuple[MethodConfig | Non
         params = spec.Params.model_validate(method.params)
     except ValidationError as exc:
         return None, _problems(exc, spec.Params, prefix)
-    return MethodConfig(name=method.name, **params.model_dump()), []
+    return MethodConfig(name=method.name, lr=method.lr, **params.model_dump()), []
 
 
 def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tuple[str, str]]:
@@ -320,6 +323,9 @@ def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunCo
     problems += _check_task(cfg.task, "task")
     if problems:
         raise ConfigError(problems, source=source)
+    if method.lr:  # the method's own learning rate is the run's
+        return cfg.model_copy(update={"method": method.model_copy(update={"lr": None}),
+                                      "train": cfg.train.model_copy(update={"lr": method.lr})})
     return cfg.model_copy(update={"method": method})
 
 

@@ -1,0 +1,149 @@
+"""`peftbench report RUNS_DIR`: a terminal leaderboard, report.md (+ plots/*.png) and one
+self-contained report.html (plots embedded as base64 PNG) from the finished runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Optional
+
+from rich.table import Table
+
+from peftbench.config import load_yaml
+from peftbench.io import atomic_write_text, read_json
+from peftbench.report import plots
+from peftbench.report.summary import MethodSummary, base_scores, mean_ranks, summarise
+from peftbench.run import METRICS_FILE
+
+
+def load_runs(root: Path) -> list[dict]:
+    """Every metrics.json under `root`, with its folder and resolved config attached."""
+    results = []
+    for path in sorted(Path(root).rglob(METRICS_FILE)):
+        metrics = read_json(path)
+        metrics["_dir"] = str(path.parent)
+        config = path.parent / "config.yaml"
+        metrics["_config"] = load_yaml(config) if config.is_file() else {}
+        results.append(metrics)
+    return results
+
+
+def _cell(value: Optional[float], spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _score(row: MethodSummary) -> str:
+    text = f"{100 * row.mean:.1f}"
+    if len(row.scores) > 1:
+        text += f" [{100 * row.low:.1f}, {100 * row.high:.1f}]"
+    return text + (" (n.s.)" if row.not_significant else "")
+
+
+COLUMNS = ("rank", "method", "score % [95% CI]", "seeds", "PSCP", "trainable %", "peak mem GB", "train tok/s",
+           "latency ms")
+
+
+def _values(row: MethodSummary) -> list[str]:
+    return [str(row.rank), row.method, _score(row), str(len(row.scores)), _cell(row.pscp, ".2f"),
+            _cell(row.trainable_percent, ".3f"), _cell(row.peak_memory_gb, ".2f"), _cell(row.tokens_per_s, ",.0f"),
+            _cell(row.latency_ms, ".1f")]
+
+
+def terminal_tables(rows: list[MethodSummary], bases: dict[str, float]) -> list[Table]:
+    tables = []
+    for task in sorted({r.task for r in rows}):
+        base = f" (base model {100 * bases[task]:.1f})" if task in bases else ""
+        table = Table(title=f"{task}{base}")
+        for column in COLUMNS:
+            table.add_column(column, justify="left" if column == "method" else "right")
+        for row in (r for r in rows if r.task == task):
+            table.add_row(*_values(row))
+        tables.append(table)
+    return tables
+
+
+def _figures(rows: list[MethodSummary], bases: dict[str, float]) -> list[tuple[str, str, bytes]]:
+    """(file name, caption, png) for every figure the results support."""
+    figures = []
+    for task in sorted({r.task for r in rows}):
+        figures.append((f"scores-{task}.png", f"{task}: score by method", plots.scores_by_task(rows, task, bases.get(task))))
+        for name, caption, make in ((f"rank-lr-{task}.png", f"{task}: rank x learning rate", plots.rank_lr_heatmap),
+                                    (f"curves-{task}.png", f"{task}: training curves", plots.training_curves)):
+            png = make(rows, task)
+            if png:
+                figures.append((name, caption, png))
+    scatter = plots.cost_vs_score(rows)
+    if scatter:
+        figures.append(("cost-vs-score.png", "cost vs performance", scatter))
+    return figures
+
+
+def _markdown_table(rows: list[MethodSummary], task: str) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_values(r)) + " |" for r in rows if r.task == task]
+    return "\n".join(lines)
+
+
+def write_markdown(out: Path, rows, bases, ranks, figures) -> Path:
+    parts = ["# peftbench report", "", "Scores are means over seeds with a 95% bootstrap CI; (n.s.): not significantly "
+             "below the task's best method (paired permutation test over seeds, p >= 0.05).", ""]
+    for task in sorted({r.task for r in rows}):
+        base = f" (base model {100 * bases[task]:.1f}%)" if task in bases else ""
+        parts += [f"## {task}{base}", "", _markdown_table(rows, task), ""]
+    parts += ["## Mean rank across tasks", "", "| method | mean rank |", "|---|---|"]
+    parts += [f"| {m} | {r:.2f} |" for m, r in ranks.items()] + [""]
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for name, caption, png in figures:
+        (out / "plots" / name).write_bytes(png)
+        parts += [f"![{caption}](plots/{name})", ""]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(parts))
+    return path
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#1f2933}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #cbd2d9;padding:4px 8px;font-size:13px}
+th{background:#f0f4f8}td.num{text-align:right}tr.ns td{color:#7b8794}img{max-width:100%;margin:0.5em 0 1.5em}
+figure{margin:0}figcaption{font-size:13px;color:#52606d}"""
+
+
+def write_html(out: Path, rows, bases, ranks, figures) -> Path:
+    body = ["<h1>peftbench report</h1>",
+            "<p>Scores: mean over seeds with a 95% bootstrap CI. Grey rows and <em>(n.s.)</em>: not significantly below "
+            "the task's best method (paired permutation test over seeds, p &ge; 0.05).</p>"]
+    for task in sorted({r.task for r in rows}):
+        base = f" <small>(base model {100 * bases[task]:.1f}%)</small>" if task in bases else ""
+        body.append(f"<h2>{html.escape(task)}{base}</h2><table><tr>"
+                    + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr>")
+        for row in (r for r in rows if r.task == task):
+            cells = "".join(f"<td{'' if i == 1 else ' class=num'}>{html.escape(v)}</td>" for i, v in enumerate(_values(row)))
+            body.append(f"<tr class='method-row{' ns' if row.not_significant else ''}' data-method='{html.escape(row.method)}'>"
+                        f"{cells}</tr>")
+        body.append("</table>")
+    body.append("<h2>Mean rank across tasks</h2><table><tr><th>method</th><th>mean rank</th></tr>"
+                + "".join(f"<tr><td>{html.escape(m)}</td><td class=num>{r:.2f}</td></tr>" for m, r in ranks.items())
+                + "</table>")
+    for name, caption, png in figures:
+        data = base64.b64encode(png).decode()
+        body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>peftbench report</title><style>{_STYLE}</style>"
+            f"</head><body>{''.join(body)}</body></html>")
+    path = out / "report.html"
+    atomic_write_text(path, page)
+    return path
+
+
+def build_report(root: Path, out: Optional[Path] = None):
+    """Load the runs under `root`, write report.md and report.html to `out` (default: root)."""
+    results = load_runs(root)
+    rows = summarise(results)
+    if not rows:
+        raise FileNotFoundError(f"no finished runs under {root}")
+    bases = base_scores(results)
+    ranks = mean_ranks(rows)
+    out = Path(out or root)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _figures(rows, bases)
+    return terminal_tables(rows, bases), write_markdown(out, rows, bases, ranks, figures), write_html(out, rows, bases, ranks, figures)

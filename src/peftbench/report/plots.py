@@ -1,0 +1,121 @@
+"""The report's figures (matplotlib, Agg): each function returns PNG bytes, or None when
+the results hold nothing to draw (e.g. no rank x lr grid)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional, Sequence
+
+from peftbench.report.summary import MethodSummary
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 1, figsize=(width, height), dpi=110)
+    return plt, fig, axes
+
+
+def _png(plt, fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def scores_by_task(rows: Sequence[MethodSummary], task: str, base: Optional[float]) -> bytes:
+    """Horizontal bars: each method's mean score with its 95% CI; the base model as a line."""
+    ranked = [r for r in rows if r.task == task][::-1]
+    plt, fig, ax = _figure(7.5, 0.32 * len(ranked) + 1.4)
+    y = range(len(ranked))
+    ax.barh(list(y), [100 * r.mean for r in ranked], color=["#9aa5b1" if r.not_significant else "#3b6ea5" for r in ranked],
+            xerr=[[100 * (r.mean - r.low) for r in ranked], [100 * (r.high - r.mean) for r in ranked]], capsize=3)
+    ax.set_yticks(list(y), [r.method for r in ranked], fontsize=8)
+    if base is not None:
+        ax.axvline(100 * base, color="#c0392b", linestyle="--", label=f"base model {100 * base:.1f}")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("score (%), mean and 95% CI over seeds; grey: not significantly below the best")
+    ax.set_title(task)
+    return _png(plt, fig)
+
+
+def cost_vs_score(rows: Sequence[MethodSummary]) -> Optional[bytes]:
+    """Trainable parameters (% of the base, log scale) against score, one marker per task."""
+    points = [r for r in rows if r.trainable_percent]
+    if not points:
+        return None
+    plt, fig, ax = _figure(7.5, 4.8)
+    markers = "osD^vP*X"
+    for i, task in enumerate(sorted({r.task for r in points})):
+        mine = [r for r in points if r.task == task]
+        ax.scatter([r.trainable_percent for r in mine], [100 * r.mean for r in mine], marker=markers[i % len(markers)],
+                   label=task, alpha=0.8)
+        for r in mine:
+            ax.annotate(r.method, (r.trainable_percent, 100 * r.mean), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (% of the base model, log scale)")
+    ax.set_ylabel("score (%)")
+    ax.set_title("cost vs performance")
+    ax.legend(fontsize=7, loc="best")
+    return _png(plt, fig)
+
+
+def rank_lr_heatmap(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:
+    """Mean score over a LoRA-style rank x learning-rate grid, when the runs form one."""
+    cells: dict[tuple[int, float], list[float]] = defaultdict(list)
+    for row in rows:
+        if row.task != task:
+            continue
+        for run in row.runs:
+            r, lr = (run.get("_config") or {}).get("method", {}).get("r"), (run.get("_config") or {}).get("train", {}).get("lr")
+            if r is not None and lr is not None:
+                cells[(int(r), float(lr))].append(run["eval"]["score"])
+    ranks, lrs = sorted({k[0] for k in cells}), sorted({k[1] for k in cells})
+    if len(ranks) < 2 or len(lrs) < 2:
+        return None
+    grid = [[100 * sum(cells[(r, lr)]) / len(cells[(r, lr)]) if cells.get((r, lr)) else math.nan for lr in lrs] for r in ranks]
+    plt, fig, ax = _figure(1.3 * len(lrs) + 2.5, 0.55 * len(ranks) + 1.6)
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+    ax.set_yticks(range(len(ranks)), [str(r) for r in ranks])
+    for i, line in enumerate(grid):
+        for j, value in enumerate(line):
+            if not math.isnan(value):
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("rank r")
+    ax.set_title(f"{task}: score (%) over rank x learning rate")
+    fig.colorbar(image, ax=ax, label="score (%)")
+    return _png(plt, fig)
+
+
+def training_curves(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:
+    """Training loss against step for each method's first seed."""
+    plt, fig, ax = _figure(7.5, 4.2)
+    drawn = 0
+    for row in (r for r in rows if r.task == task):
+        log = Path(row.runs[0].get("_dir", "")) / "train_log.jsonl"
+        if not log.is_file():
+            continue
+        points = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        points = [p for p in points if "loss" in p and "step" in p]
+        if points:
+            ax.plot([p["step"] for p in points], [p["loss"] for p in points], label=row.method, linewidth=1.2)
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss (answer tokens)")
+    ax.set_yscale("log")
+    ax.set_title(f"{task}: training curves (first seed)")
+    ax.legend(fontsize=7, ncol=2)
+    return _png(plt, fig)

@@ -115,7 +115,7 @@ def test_real_bbh_files_load_for_every_subtask():
         task = TASKS.get(name).with_files({"test": str(SHARED / "bbh" / f"{subtask}.json")})
         examples = task.examples("test")
         assert len(examples) >= 100, name
-        assert get_metric("exact_match_ci")([task.extract(e.answer) for e in examples], [e.answer for e in examples]) == 1.0
+        assert get_metric("bbh_first_line")([task.extract(e.answer) for e in examples], [e.reference for e in examples]) == 1.0
 
 
 def test_suite_config_checks_files_splits_and_eval_only_tasks(tmp_path):
@@ -159,3 +159,18 @@ def test_ifeval_scores_agree_with_the_harness_on_the_same_generations():
     harness = [process_results(doc, [response]) for doc, response in zip(docs, mixed)]
     assert get_metric("ifeval_inst_loose")(mixed, docs) == agg_inst_level_acc([h["inst_level_loose_acc"] for h in harness])
     assert get_metric("ifeval_prompt_loose")(mixed, docs) == sum(h["prompt_level_loose_acc"] for h in harness) / 3
+
+
+def test_bbh_strict_match_agrees_with_the_harness_on_the_same_generations():
+    pytest.importorskip("lm_eval", reason="the agreement check needs lm-evaluation-harness (test extra)")
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+
+    task = TASKS.get("bbh_web_of_lies")
+    references = ["Yes", "No", "(A)", "} ]", "Yes", "No"]
+    generations = [" Yes", "No.\nQ: next question", "(a)", "} ]\n", "yes, because", '"No"']
+    predictions = [task.extract(g) for g in generations]
+    harness = exact_match_hf_evaluate(predictions, references, ignore_case=True,
+                                      regexes_to_ignore=["\\.$", ",", "\n", "\\\\", '"'])["exact_match"]
+    assert get_metric("bbh_strict")(predictions, references) == pytest.approx(harness)
+    assert 0 < harness < 1
+    assert get_metric("bbh_first_line")(predictions, references) > harness  # " Yes" counts after stripping

@@ -48,3 +48,12 @@ def code(text: str) -> str:
     completion starts indented, so leading whitespace is kept)."""
     fenced = _FENCE.search(text)
     return fenced.group(1).rstrip() if fenced else text.rstrip()
+
+
+@EXTRACTORS.decorator("bbh")
+def until_harness_stop(text: str) -> str:
+    """The generation up to lm-evaluation-harness's BBH stop strings, otherwise untouched."""
+    from peftbench.metrics.bbh import HARNESS_STOP
+
+    cut = min((i for i in (text.find(s) for s in HARNESS_STOP) if i >= 0), default=len(text))
+    return text[:cut]

@@ -174,3 +174,28 @@ def test_bbh_strict_match_agrees_with_the_harness_on_the_same_generations():
     assert get_metric("bbh_strict")(predictions, references) == pytest.approx(harness)
     assert 0 < harness < 1
     assert get_metric("bbh_first_line")(predictions, references) > harness  # " Yes" counts after stripping
+
+
+def test_a_new_task_is_one_yaml_file_with_few_shot_prompts(tmp_path):
+    from peftbench.tasks.spec import load_spec_file
+
+    (tmp_path / "capitals.yaml").write_text(
+        "name: capitals\n"
+        "description: capital cities\n"
+        "source: {hub: example/capitals, splits: {train: train, test: test}}\n"
+        "prompt: \"Country: {{ country }}\\nCapital:\"\n"
+        "target: ' {{ capital }}'\n"
+        "metrics: [exact_match]\n"
+        "few_shot: {k: 2, seed: 0}\n"
+    )
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"country": c, "capital": k}) for c, k in
+                              [("France", "Paris"), ("Japan", "Tokyo"), ("Peru", "Lima"), ("Chad", "N'Djamena")]))
+    (spec,), _ = load_spec_file(tmp_path / "capitals.yaml")
+    task = spec.to_task({"train": str(rows), "test": str(rows)})
+    test = task.examples("test")
+    shots = test[0].prompt.split("\n\n")
+    assert len(shots) == 3 and shots[-1] == "Country: France\nCapital:"  # two solved examples, then the question
+    assert all(s.count("Capital: ") == 1 for s in shots[:2])
+    assert task.examples("train")[0].prompt == "Country: France\nCapital:"  # training prompts carry no shots
+    assert get_metric("exact_match")([task.extract(e.answer) for e in test], [e.answer for e in test]) == 1.0

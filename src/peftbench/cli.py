@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     micro = sub.add_parser("micro", help="the built-in micro world: pretrain the micro model, score it")
     micro_sub = micro.add_subparsers(dest="micro_command", required=True)
-    mp = micro_sub.add_parser("pretrain", help="pretrain a micro model from scratch (about 30 min on 2 CPU cores)")
+    mp = micro_sub.add_parser("pretrain", help="pretrain a micro model from scratch (about 45 min on 2 CPU cores)")
     mp.add_argument("--out", required=True, help="folder for the model, tokenizer and model card")
     mp.add_argument("--seed", type=int, default=0)
     mp.add_argument("--scale", type=float, default=1.0, help="fraction of the recipe's data (quick checks)")

@@ -47,6 +47,14 @@ def render_card(card: dict) -> str:
         f"| `{name}` | {'general' if name in GENERAL_TASKS else 'target'} | {100 * score:.1f} |"
         for name, score in card["scores"].items()
     )
+    mixture = ", ".join(f"{name} {weight:g}" for name, weight in recipe.get("mixture", []))
+    anneal = ", ".join(f"{name} {weight:g}" for name, weight in recipe.get("anneal_mixture", []))
+    loss = "loss on all tokens" if recipe.get("loss_on_prompt") else "loss on answer tokens only"
+    phases = ""
+    if recipe.get("anneal_examples"):
+        minutes = [f"{s / 60:.1f}" for s in card.get("phase_seconds", [])]
+        phases = (f"\n- phase 2 (anneal): {recipe['anneal_examples']:,} examples, lr {recipe['anneal_lr']}, cosine; "
+                  f"mixture weights {anneal}" + (f"\n- phase minutes: {' + '.join(minutes)}" if minutes else ""))
     return f"""# peftbench micro model
 
 A small llama-architecture causal LM that peftbench pretrains itself on procedurally
@@ -59,8 +67,8 @@ held out of pretraining. Load it with `model: micro` (same code path as any hub 
 - parameters: {card['parameters']:,}
 - tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, trained on micro-world text, digits split
 - recipe: `peftbench micro pretrain --out DIR` (seed {recipe['seed']}): {recipe['examples']:,} examples of the
-  general-skill mixture, LM loss on all tokens, batch {recipe['batch_size']}, AdamW lr {recipe['lr']}, cosine,
-  warmup {recipe['warmup_steps']}, weight decay {recipe['weight_decay']}
+  general-skill mixture (weights: {mixture or 'uniform'}), {loss}, batch {recipe['batch_size']},
+  AdamW lr {recipe['lr']}, cosine, warmup {recipe['warmup_steps']}, weight decay {recipe['weight_decay']}{phases}
 - training: {card['train_seconds'] / 60:.1f} min on the build machine (2 CPU cores), {card['train_tokens']:,} tokens,
   final loss {card['final_loss']:.3f}
 

@@ -51,20 +51,32 @@ def count_skill(rng):
     return _qa(f"Count {target} in: {' '.join(letters)}", str(letters.count(target)))
 
 
+ADD_RANGE = (29, 9)  # a <= 29, b <= 9: the facts micro-math's word problems are built from
+
+
 def add_skill(rng):
-    """Add or subtract small numbers: the arithmetic micro-math's word problems need."""
-    a, b = rng.randint(0, 40), rng.randint(0, 20)
+    """Add or subtract a digit: a table of 555 arithmetic facts (knowledge, like `facts`)."""
+    a, b = rng.randint(0, ADD_RANGE[0]), rng.randint(0, ADD_RANGE[1])
     if rng.random() < 0.5 and a >= b:
         return _qa(f"Compute: {a} - {b}", str(a - b))
     return _qa(f"Compute: {a} + {b}", str(a + b))
 
 
-def recall_skill(rng):
-    keys = rng.sample(string.ascii_lowercase, rng.randint(2, 4))  # one token per key
-    values = [str(rng.randint(0, 9)) for _ in keys]
-    pairs = ", ".join(f"{k}={v}" for k, v in zip(keys, values))
-    i = rng.randrange(len(keys))
-    return _qa(f"Keys: {pairs}. Value of {keys[i]}?", values[i])
+CHAIN_STEPS = {
+    "reverse": lambda xs: xs[::-1],
+    "upper": lambda xs: [x.upper() for x in xs],
+    "rotate": lambda xs: xs[1:] + xs[:1],  # first letter moves to the end
+}
+
+
+def chain_skill(rng):
+    """Two symbol manipulations in sequence (micro BBH): the second acts on the first's output."""
+    letters = list(_letters(rng, 3, 6))
+    steps = [rng.choice(sorted(CHAIN_STEPS)) for _ in range(2)]
+    out = letters
+    for step in steps:
+        out = CHAIN_STEPS[step](out)
+    return _qa(f"Apply {steps[0]} then {steps[1]}: {' '.join(letters)}", " ".join(out))
 
 
 def format_skill(rng):
@@ -86,7 +98,7 @@ GENERAL_SKILLS: dict[str, Generator] = {
     "sort": sort_skill,
     "count": count_skill,
     "add": add_skill,
-    "recall": recall_skill,
+    "chain": chain_skill,
     "format": format_skill,
     "facts": facts_skill,
 }
@@ -96,17 +108,19 @@ GENERAL_SKILLS: dict[str, Generator] = {
 
 
 def math_task(rng):
-    """Multi-step arithmetic word problems (micro GSM8K): one or two operations."""
+    """Multi-step arithmetic word problems (micro GSM8K): one or two operations, each a
+    fact of the `add` skill's table, so the task tests composing known arithmetic."""
     name, thing = rng.choice(lx.NAMES), rng.choice(lx.OBJECTS)
-    total = rng.randint(5, 30)
+    top, step = ADD_RANGE
+    total = rng.randint(5, 25)
     text = f"{name} has {total} {thing}."
     for _ in range(rng.randint(1, 2)):
-        if total < 2 or rng.random() < 0.5:
-            n = rng.randint(1, 20)
+        if total + 1 <= top and (total < 2 or rng.random() < 0.5):
+            n = rng.randint(1, min(step, top - total))
             text += f" {name} gets {n} more."
             total += n
         else:
-            n = rng.randint(1, total - 1)
+            n = rng.randint(1, min(step, total - 1))
             text += f" {name} gives away {n}."
             total -= n
     return _qa(f"{text} How many {thing} does {name} have now?", str(total))

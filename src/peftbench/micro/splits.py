@@ -24,8 +24,8 @@ GENERATORS: dict[str, tuple[g.Generator, g.Generator | None]] = {
     "med": (g.med_task, None),
 }
 SIZES = {"train": 2000, "validation": 100, "test": 200, "transfer": 200}
-# the facts skill is knowledge: its test asks the same facts as training, by design
-_SHARED_SPACE = {"facts"}
+# facts and the arithmetic table are knowledge: their tests ask trained items, by design
+_SHARED_SPACE = {"facts", "add"}
 
 
 def _rng(name: str, split: str, offset: int = 0) -> random.Random:
@@ -53,12 +53,22 @@ def split_examples(name: str, split: str) -> tuple[Example, ...]:
     return tuple(out)
 
 
-def pretraining_stream(seed: int, skills: tuple[str, ...] = tuple(g.GENERAL_SKILLS)):
-    """Endless mixture of general-skill examples, never the evaluation splits' prompts."""
+def pretraining_stream(seed: int, weights: dict[str, float] | None = None):
+    """Endless mixture of general-skill examples, never the evaluation splits' prompts.
+
+    `weights` (skill -> relative frequency, default uniform) spend the budget where the
+    skills are hard: a copy task is learned from a few thousand examples, arithmetic
+    facts and in-context lookup need many more.
+    """
+    weights = weights or {name: 1.0 for name in g.GENERAL_SKILLS}
+    unknown = set(weights) - set(g.GENERAL_SKILLS)
+    if unknown:
+        raise ValueError(f"unknown micro skills {sorted(unknown)}; known: {', '.join(g.GENERAL_SKILLS)}")
+    skills, frequencies = list(weights), list(weights.values())
     rng = random.Random(seed)
     banned = {e.prompt for name in skills if name not in _SHARED_SPACE for e in split_examples(name, "test")}
     while True:
-        name = rng.choice(skills)
+        name = rng.choices(skills, frequencies)[0]
         example = GENERATORS[name][0](rng)
         if example.prompt not in banned:
             yield example

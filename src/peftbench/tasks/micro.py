@@ -9,7 +9,7 @@ from peftbench.tasks.base import Task, register_task
 # Named here rather than imported from peftbench.micro.generators: the generators build
 # `Example`s from this package, so importing them at registration time would be circular.
 # A test checks the two lists agree.
-GENERAL_SKILLS = ("copy", "reverse", "sort", "count", "add", "recall", "format", "facts")
+GENERAL_SKILLS = ("copy", "reverse", "sort", "count", "add", "chain", "format", "facts")
 
 
 def split_examples(generator: str, split: str):

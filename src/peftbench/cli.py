@@ -191,6 +191,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flat(mapping: dict, prefix: str):
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}", value
+
+
 def _print_metrics(metrics: dict) -> None:
     table = Table(show_header=False)
     if "status" in metrics:
@@ -199,8 +207,10 @@ def _print_metrics(metrics: dict) -> None:
     for key in ("steps", "first_loss", "final_loss", "tokens_per_s", "reason"):
         if train.get(key) is not None:
             table.add_row(f"train.{key}", f"{train[key]:.4g}" if isinstance(train[key], float) else str(train[key]))
-    for key, value in (metrics.get("cost") or {}).items():
-        table.add_row(f"cost.{key}", f"{value:.4g}" if isinstance(value, float) else f"{value:,}")
+    for key, value in _flat(metrics.get("cost") or {}, "cost"):
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value))
+    if metrics.get("pscp") is not None:
+        table.add_row("pscp", f"{metrics['pscp']:.3f}")
     for key, value in ((metrics.get("eval") or {}).get("scores") or {}).items():
         table.add_row(f"eval.{key}", f"{value:.4f}")
     out.print(table)

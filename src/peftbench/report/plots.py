@@ -48,39 +48,52 @@ def scores_by_task(rows: Sequence[MethodSummary], task: str, base: Optional[floa
 
 
 def cost_vs_score(rows: Sequence[MethodSummary]) -> Optional[bytes]:
-    """Trainable parameters (% of the base, log scale) against score, one marker per task."""
+    """Trainable parameters (% of the base, log scale) against score: one panel per task, so
+    method labels do not pile up on each other."""
     points = [r for r in rows if r.trainable_percent]
     if not points:
         return None
-    plt, fig, ax = _figure(7.5, 4.8)
-    markers = "osD^vP*X"
-    for i, task in enumerate(sorted({r.task for r in points})):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r.task for r in points})
+    cols = min(3, len(tasks))
+    rows_n = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), dpi=110, squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
         mine = [r for r in points if r.task == task]
-        ax.scatter([r.trainable_percent for r in mine], [100 * r.mean for r in mine], marker=markers[i % len(markers)],
-                   label=task, alpha=0.8)
+        ax.scatter([r.trainable_percent for r in mine], [100 * r.mean for r in mine], color="#3b6ea5", alpha=0.8)
         for r in mine:
             ax.annotate(r.method, (r.trainable_percent, 100 * r.mean), fontsize=6, xytext=(3, 2), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (% of the base model, log scale)")
-    ax.set_ylabel("score (%)")
-    ax.set_title("cost vs performance")
-    ax.legend(fontsize=7, loc="best")
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("trainable params (% of base, log)", fontsize=8)
+        ax.set_ylabel("score (%)", fontsize=8)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    fig.suptitle("cost vs performance")
     return _png(plt, fig)
 
 
 def rank_lr_heatmap(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:
-    """Mean score over a LoRA-style rank x learning-rate grid, when the runs form one."""
-    cells: dict[tuple[int, float], list[float]] = defaultdict(list)
+    """Mean score over a rank x learning-rate grid of one method, when its runs form one."""
+    grids: dict[str, dict[tuple[int, float], list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row.task != task:
             continue
         for run in row.runs:
-            r, lr = (run.get("_config") or {}).get("method", {}).get("r"), (run.get("_config") or {}).get("train", {}).get("lr")
+            config = run.get("_config") or {}
+            r, lr = (config.get("method") or {}).get("r"), (config.get("train") or {}).get("lr")
             if r is not None and lr is not None:
-                cells[(int(r), float(lr))].append(run["eval"]["score"])
-    ranks, lrs = sorted({k[0] for k in cells}), sorted({k[1] for k in cells})
-    if len(ranks) < 2 or len(lrs) < 2:
+                grids[run["method"]][(int(r), float(lr))].append(run["eval"]["score"])
+    chosen = [(m, cells) for m, cells in sorted(grids.items())
+              if len({k[0] for k in cells}) >= 2 and len({k[1] for k in cells}) >= 2]
+    if not chosen:
         return None
+    method, cells = chosen[0]
+    ranks, lrs = sorted({k[0] for k in cells}), sorted({k[1] for k in cells})
     grid = [[100 * sum(cells[(r, lr)]) / len(cells[(r, lr)]) if cells.get((r, lr)) else math.nan for lr in lrs] for r in ranks]
     plt, fig, ax = _figure(1.3 * len(lrs) + 2.5, 0.55 * len(ranks) + 1.6)
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
@@ -92,7 +105,7 @@ def rank_lr_heatmap(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]
                 ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("rank r")
-    ax.set_title(f"{task}: score (%) over rank x learning rate")
+    ax.set_title(f"{task}, {method}: score (%) over rank x learning rate")
     fig.colorbar(image, ax=ax, label="score (%)")
     return _png(plt, fig)
 

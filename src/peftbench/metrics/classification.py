@@ -13,14 +13,14 @@ from typing import Sequence
 from peftbench.metrics import METRICS, check_lengths
 
 
-def _labels(text: str) -> str:
+def _label(text: str) -> str:
     return text.strip().lower()
 
 
 def per_class(predictions: Sequence[str], references: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     """label -> (precision, recall, f1), over every label seen in references or predictions."""
     check_lengths(predictions, references)
-    preds, refs = [_labels(p) for p in predictions], [_labels(r) for r in references]
+    preds, refs = [_label(p) for p in predictions], [_label(r) for r in references]
     out = {}
     for label in sorted(set(refs) | set(preds)):
         tp = sum(p == label and r == label for p, r in zip(preds, refs))
@@ -49,7 +49,7 @@ def binary_f1(positive: str):
     """F1 of one positive label (GLUE's F1 for MRPC and QQP: the 'paraphrase' class)."""
 
     def metric(predictions: Sequence[str], references: Sequence[str]) -> float:
-        return per_class(predictions, references).get(_labels(positive), (0.0, 0.0, 0.0))[2]
+        return per_class(predictions, references).get(_label(positive), (0.0, 0.0, 0.0))[2]
 
     return metric
 
@@ -58,7 +58,7 @@ def binary_f1(positive: str):
 def matthews_corrcoef(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Matthews correlation (GLUE's CoLA metric), multi-class form (Gorodkin 2004)."""
     check_lengths(predictions, references)
-    preds, refs = [_labels(p) for p in predictions], [_labels(r) for r in references]
+    preds, refs = [_label(p) for p in predictions], [_label(r) for r in references]
     n = len(refs)
     correct = sum(p == r for p, r in zip(preds, refs))
     pred_counts, ref_counts = Counter(preds), Counter(refs)

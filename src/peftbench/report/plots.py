@@ -13,13 +13,15 @@ from typing import Optional, Sequence
 from peftbench.report.summary import MethodSummary
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, grid: tuple[int, int] | None = None):
+    """pyplot, the figure, and one axes (or, with `grid=(rows, cols)`, a 2-D array of them)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 1, figsize=(width, height), dpi=110)
+    rows, cols = grid or (1, 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), dpi=110, squeeze=grid is None)
     return plt, fig, axes
 
 
@@ -53,15 +55,10 @@ def cost_vs_score(rows: Sequence[MethodSummary]) -> Optional[bytes]:
     points = [r for r in rows if r.trainable_percent]
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tasks = sorted({r.task for r in points})
     cols = min(3, len(tasks))
     rows_n = math.ceil(len(tasks) / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), dpi=110, squeeze=False)
+    plt, fig, axes = _figure(4.6 * cols, 3.6 * rows_n, grid=(rows_n, cols))
     for ax, task in zip(axes.flat, tasks):
         mine = [r for r in points if r.task == task]
         ax.scatter([r.trainable_percent for r in mine], [100 * r.mean for r in mine], color="#3b6ea5", alpha=0.8)

@@ -21,12 +21,11 @@ def label(text: str) -> str:
 @EXTRACTORS.decorator("final_number")
 def final_number(text: str) -> str:
     """GSM8K style: the number after '####' if present, else the last number in the text."""
-    tail = text.split("####", 1)[1] if "####" in text else text
-    numbers = _NUMBER.findall(tail if "####" in text else text)
+    marked = "####" in text
+    numbers = _NUMBER.findall(text.split("####", 1)[1] if marked else text)
     if not numbers:
         return text.strip()
-    picked = numbers[0] if "####" in text else numbers[-1]
-    return picked.replace(",", "").rstrip(".")
+    return (numbers[0] if marked else numbers[-1]).replace(",", "").rstrip(".")
 
 
 @EXTRACTORS.decorator("math")

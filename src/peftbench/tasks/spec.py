@@ -138,7 +138,8 @@ class TaskSpec(_Strict):
             return ""
         rows = self.rows(self.few_shot.split, files)
         picked = random.Random(self.few_shot.seed).sample(rows, min(self.few_shot.k, len(rows)))
-        return "".join(self.example(row).prompt + self.example(row).answer + self.few_shot.separator for row in picked)
+        solved = [self.example(row) for row in picked]
+        return "".join(e.prompt + e.answer + self.few_shot.separator for e in solved)
 
     def load_split(self, split: str, files: Optional[Mapping[str, str]] = None) -> list[Example]:
         if split == "train" and self.train_from and not (files and "train" in files):

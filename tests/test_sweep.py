@@ -117,3 +117,36 @@ def test_sweep_killed_mid_run_resumes_without_redoing_finished_runs(tmp_path):
     assert sorted(r["run_id"] for r in rows) == sorted({done_dir.name, killed_dir.name})  # one row per run
     assert all(r["status"] == "done" for r in rows)
     assert store.get(killed_dir.name)["attempts"] == 2 and store.get(done_dir.name)["attempts"] == 1
+
+
+def test_local_workers_share_a_sweep_without_doing_a_run_twice(tmp_path):
+    path = suite_yaml(tmp_path, [0, 1, 2, 3], max_steps=3)
+    proc = sweep(path, "--workers", "2")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    store = ResultStore(tmp_path / "runs" / "kill" / STORE_FILE)
+    rows = [r for r in store.rows() if r["method"] != "base"]
+    assert len(rows) == 4 and all(r["status"] == "done" and r["attempts"] == 1 for r in rows)
+    workers = {r["metrics"]["worker_pid"] for r in rows}
+    assert len(workers) == 2 and os.getpid() not in workers  # both worker processes took runs
+
+
+def test_ray_executor_runs_a_sweep_on_a_local_ray_instance(tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'peftbench[cluster]')")
+    from peftbench.config import load_suite_config
+    from peftbench.sweep import run_suite
+    from peftbench.sweep.executors import ExecutorOptions
+
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # e.g. no /dev/shm or a sandbox forbidding its sockets
+        pytest.skip(f"a local Ray instance cannot start here: {exc}")
+    try:
+        suite = load_suite_config(suite_yaml(tmp_path, [0, 1, 2, 3], max_steps=3))
+        results = run_suite(suite, show_progress=False, executor="ray", options=ExecutorOptions(show_progress=False))
+    finally:
+        ray.shutdown()
+    runs = [r for r in results if r["method"] != "base"]
+    assert len(runs) == 4 and all(r["status"] == "done" for r in runs)
+    assert {r["worker_pid"] for r in runs}.isdisjoint({os.getpid()})  # each run ran in a Ray worker
+    rows = ResultStore(tmp_path / "runs" / "kill" / STORE_FILE).rows()
+    assert sorted(r["run_id"] for r in rows if r["method"] != "base") == sorted(r["run_id"] for r in runs)

@@ -62,9 +62,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     err.print(f"suite [bold]{suite.name}[/]: {len(runs)} runs ({len(suite.methods)} methods x "
               f"{len(suite.tasks)} tasks x {len(suite.seeds)} seeds) -> {Path(suite.output_dir) / suite.name}")
     if args.dry_run:
-        out.print(dry_run_table(runs, suite.name))
+        from peftbench.sweep.tuning import final_run_template, trials
+
+        if suite.tuning:
+            err.print(f"tuning first: {len(trials(suite))} trial runs ({suite.tuning.trials} per method and task, "
+                      "scored on validation); the final runs below use each method's first trial point")
+        out.print(dry_run_table(final_run_template(suite), suite.name))
         return 0
-    results = run_suite(suite, show_progress=not args.no_progress, console=err)
+    from peftbench.sweep.executors import ExecutorOptions
+
+    options = ExecutorOptions(workers=args.workers, address=args.address, cpus_per_run=args.cpus_per_run,
+                              gpus_per_run=args.gpus_per_run, show_progress=not args.no_progress)
+    results = run_suite(suite, show_progress=not args.no_progress, console=err, executor=args.executor, options=options)
     out.print(leaderboard_table(results, title=f"{suite.name} leaderboard"))
     return 1 if any(r["status"] == "failed" for r in results) else 0
 
@@ -234,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", nargs="?", help=f"suite YAML or shipped suite name (default: {DEFAULT_SUITE})")
     run.add_argument("--output-dir", help="where run directories go (default: the suite's output_dir, 'runs')")
     run.add_argument("--dry-run", action="store_true", help="validate and list the runs without training")
+    run.add_argument("--executor", default="local",
+                     help="local: worker processes on this machine; ray: one Ray task per run (default: local)")
+    run.add_argument("--workers", type=int, help="local worker processes (default: one per GPU, 1 on CPU)")
+    run.add_argument("--address", help="Ray cluster address, e.g. ray://head:10001 (default: start a local Ray)")
+    run.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs each run asks for (default: 1)")
+    run.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs each run asks for (default: 0)")
     _common(run)
     run.set_defaults(func=cmd_run)
 

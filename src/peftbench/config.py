@@ -70,6 +70,11 @@ class TaskConfig(_Strict):
     allow_code_execution: bool = Field(False, description="run model-generated code (in the sandbox) to grade it")
     data_files: Optional[dict[str, str]] = Field(
         None, description="split -> local file in the real dataset's schema (.jsonl/.json/.csv/.parquet), instead of the hub")
+    validation_fraction: Optional[float] = Field(
+        None, gt=0, le=0.5, description="hold out this fraction of train as the validation split (PEFT-Bench: 0.1); "
+        "default: the task's own validation split")
+    eval_split: Optional[str] = Field(None, description="split to score on (default: the task's test split); "
+                                      "hyper-parameter trials score on 'validation'")
 
     @model_validator(mode="before")
     @classmethod
@@ -91,7 +96,24 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: Optional[float] = Field(1.0, gt=0)
     logging_steps: int = Field(10, ge=1)
+    select_best: bool = Field(False, description="keep the epoch with the lowest validation loss (PEFT-Bench's best "
+                              "checkpoint); the validation split comes from the task or task.validation_fraction")
     loss_on_prompt: bool = Field(False, description="also train on prompt tokens (language-model pretraining)")
+    report_to: list[str] = Field(default_factory=list, description="experiment trackers that receive the training "
+                                 "log: tensorboard, mlflow, wandb (each needs its package installed)")
+    group_by_length: bool = Field(False, description="batch examples of similar length together (less padding, "
+                                  "faster; the order is still seeded and shuffled)")
+
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_trackers(cls, value: list[str]) -> list[str]:
+        from peftbench.train.tracking import TRACKERS
+
+        unknown = [name for name in value if name not in TRACKERS]
+        if unknown:
+            raise ValueError(f"unknown tracker(s) {unknown}; known: {', '.join(TRACKERS.names())}")
+        return value
 
 
 class EvalConfig(_Strict):
@@ -109,6 +131,13 @@ class EvalConfig(_Strict):
         return self
 
 
+class RetentionConfig(_Strict):
+    """General-ability suites scored before and after tuning (forgetting)."""
+
+    tasks: list[TaskConfig] = Field(min_length=1, description="task names or groups (micro-general, bbh, ...)")
+    max_eval: Optional[int] = Field(100, gt=0, description="examples per retention task, where the task sets no cap")
+
+
 class RunConfig(_Strict):
     """One training run: one model, one method, one task, one seed."""
 
@@ -118,6 +147,7 @@ class RunConfig(_Strict):
     task: TaskConfig
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    retention: Optional[RetentionConfig] = None
     output_dir: str = "runs"
 
 
@@ -127,6 +157,22 @@ class EvalRequest(_Strict):
     model: ModelConfig = ModelConfig()
     task: TaskConfig
     eval: EvalConfig = EvalConfig()
+
+
+class TuningConfig(_Strict):
+    """Equal tuning budget: every method gets the same number of trials, each trial a
+    point of its search space trained on train and scored on validation (seed: the
+    suite's first); the best point of each (method, task) then runs every seed on test."""
+
+    trials: int = Field(ge=1, description="trials per method and task (the same for every method)")
+    sampler: Literal["grid", "random"] = Field(
+        "random", description="grid: the whole space, which must hold exactly `trials` points; "
+        "random: a seeded sample of `trials` points of it")
+    space: dict[str, list[Any]] = Field(default_factory=dict, description="hyper-parameter -> values, for every "
+                                        "method ('lr' or one of the method's own parameters)")
+    methods: dict[str, dict[str, list[Any]]] = Field(
+        default_factory=dict, description="method name -> its own space (added to, and overriding, `space`)")
+    seed: int = 0
 
 
 class SuiteConfig(_Strict):
@@ -140,24 +186,24 @@ class SuiteConfig(_Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     output_dir: str = "runs"
+    tuning: Optional[TuningConfig] = None
+    retention: Optional[RetentionConfig] = None
+
+    def run_for(self, method: MethodConfig, task: TaskConfig, seed: int, suite: Optional[str] = None) -> RunConfig:
+        return RunConfig(
+            suite=suite or self.name,
+            model=self.model,
+            method=method.model_copy(update={"lr": None}),
+            task=task,
+            train=self.train.model_copy(update={"seed": seed, "lr": method.lr or self.train.lr}),
+            eval=self.eval,
+            retention=self.retention,
+            output_dir=self.output_dir,
+        )
 
     def expand(self) -> list[RunConfig]:
-        runs = []
-        for method in self.methods:
-            for task in self.tasks:
-                for seed in self.seeds:
-                    runs.append(
-                        RunConfig(
-                            suite=self.name,
-                            model=self.model,
-                            method=method.model_copy(update={"lr": None}),
-                            task=task,
-                            train=self.train.model_copy(update={"seed": seed, "lr": method.lr or self.train.lr}),
-                            eval=self.eval,
-                            output_dir=self.output_dir,
-                        )
-                    )
-        return runs
+        return [self.run_for(method, task, seed)
+                for method in self.methods for task in self.tasks for seed in self.seeds]
 
 
 # ---------------------------------------------------------------- YAML and overrides
@@ -258,7 +304,7 @@ def _problems(exc: ValidationError, model_cls: type[BaseModel], prefix: str = ""
     return problems
 
 
-def _check_method(method: MethodConfig, prefix: str) -> tuple[MethodConfig | None, list[tuple[str, str]]]:
+def check_method(method: MethodConfig, prefix: str) -> tuple[MethodConfig | None, list[tuple[str, str]]]:
     from peftbench.methods import METHODS
 
     try:
@@ -295,7 +341,39 @@ def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tupl
     if trains and "train" not in spec.splits and "train" not in (task.data_files or {}):
         problems.append((f"{prefix}.name", f"task {task.name!r} is evaluation-only (splits: {', '.join(spec.splits)}); "
                          "train on another task and evaluate this one, or give data_files.train"))
+    if task.eval_split == "validation" and not _has_validation(spec, task):
+        problems.append((f"{prefix}.eval_split", _NO_VALIDATION.format(name=task.name, splits=", ".join(spec.splits))))
+    elif task.eval_split and task.eval_split != "validation" and task.eval_split not in spec.splits:
+        problems.append((f"{prefix}.eval_split", f"task {task.name!r} has no split {task.eval_split!r}; "
+                         f"it has {', '.join(spec.splits)}"))
     return problems
+
+
+_NO_VALIDATION = ("task {name!r} has no validation split (splits: {splits}); set validation_fraction: 0.1 on the "
+                  "task to hold out 10% of its training examples")
+
+
+def _check_retention(retention: Optional[RetentionConfig]):
+    """Expand groups in the retention tasks and check each (they are only evaluated)."""
+    if retention is None:
+        return None, []
+    tasks = expand_task_groups(retention.tasks)
+    problems = [p for i, t in enumerate(tasks) for p in _check_task(t, f"retention.tasks[{i}]", trains=False)]
+    return retention.model_copy(update={"tasks": tasks}), problems
+
+
+def _has_validation(spec, task: TaskConfig) -> bool:
+    return bool(task.validation_fraction) or "validation" in spec.splits
+
+
+def _check_select_best(train: TrainConfig, tasks: list[TaskConfig], prefix: str) -> list[tuple[str, str]]:
+    """select_best picks an epoch by validation loss: every task needs a validation split."""
+    from peftbench.tasks import TASKS
+
+    if not train.select_best:
+        return []
+    return [(f"{prefix}.select_best", _NO_VALIDATION.format(name=t.name, splits=", ".join(TASKS.get(t.name).splits)))
+            for t in tasks if t.name in TASKS and not _has_validation(TASKS.get(t.name), t)]
 
 
 def expand_task_groups(tasks: list[TaskConfig]) -> list[TaskConfig]:
@@ -319,10 +397,14 @@ def _validate(model_cls: type[BaseModel], raw: Any, source: str | None) -> BaseM
 def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunConfig:
     """Validate a raw run config and fill every method default, or raise ConfigError."""
     cfg = _validate(RunConfig, raw, source)
-    method, problems = _check_method(cfg.method, "method")
+    method, problems = check_method(cfg.method, "method")
     problems += _check_task(cfg.task, "task")
+    problems += _check_select_best(cfg.train, [cfg.task], "train")
+    retention, found = _check_retention(cfg.retention)
+    problems += found
     if problems:
         raise ConfigError(problems, source=source)
+    cfg = cfg.model_copy(update={"retention": retention})
     if method.lr:  # the method's own learning rate is the run's
         return cfg.model_copy(update={"method": method.model_copy(update={"lr": None}),
                                       "train": cfg.train.model_copy(update={"lr": method.lr})})
@@ -342,15 +424,32 @@ def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> Sui
     problems: list[tuple[str, str]] = []
     methods = []
     for i, method in enumerate(cfg.methods):
-        resolved, found = _check_method(method, f"methods[{i}]")
+        resolved, found = check_method(method, f"methods[{i}]")
         methods.append(resolved)
         problems += found
     tasks = expand_task_groups(cfg.tasks)
     for i, task in enumerate(tasks):
         problems += _check_task(task, f"tasks[{i}]")
+    problems += _check_select_best(cfg.train, tasks, "train")
+    retention, found = _check_retention(cfg.retention)
+    problems += found
+    if cfg.tuning:  # trials are scored on validation, never on test
+        from peftbench.tasks import TASKS
+
+        problems += [(f"tasks[{i}].validation_fraction",
+                      _NO_VALIDATION.format(name=t.name, splits=", ".join(TASKS.get(t.name).splits)))
+                     for i, t in enumerate(tasks) if t.name in TASKS and not _has_validation(TASKS.get(t.name), t)]
     if problems:
         raise ConfigError(problems, source=source)
-    return cfg.model_copy(update={"methods": methods, "tasks": tasks})
+    cfg = cfg.model_copy(update={"methods": methods, "tasks": tasks, "retention": retention})
+    if cfg.tuning:
+        from peftbench.sweep.tuning import check_spaces
+
+        try:
+            check_spaces(cfg)
+        except ConfigError as exc:
+            raise ConfigError(exc.problems, source=source) from None
+    return cfg
 
 
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

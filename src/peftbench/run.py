@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
 import shutil
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +20,7 @@ from transformers import set_seed
 
 from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
 from peftbench.cost.measure import PeakMemory, forward_flops
+from peftbench.errors import PeftbenchError
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
 from peftbench.evaluate import evaluate_task
@@ -28,6 +32,7 @@ from peftbench.provenance import collect, now
 from peftbench.tasks import TASKS, data_hash
 from peftbench.train import train_sft
 from peftbench.train.sft import total_optimizer_steps
+from peftbench.train.tracking import Fanout, open_trackers
 
 METRICS_FILE = "metrics.json"
 ADAPTER_DIR = "adapter"
@@ -37,6 +42,7 @@ def config_hash(cfg: RunConfig) -> str:
     """Identity of a run: everything that changes its result (not where it is written)."""
     plain = to_plain(cfg)
     plain.pop("output_dir", None)
+    plain["train"].pop("report_to", None)  # where the log goes does not change the result
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -63,14 +69,37 @@ def resolve_task(task_cfg: TaskConfig):
     return task.with_files(task_cfg.data_files) if task_cfg.data_files else task
 
 
+def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list]:
+    """Split training examples into (train, validation): a seeded `fraction` held out."""
+    n_held = max(1, round(fraction * len(examples)))
+    held = set(random.Random(seed).sample(range(len(examples)), n_held))
+    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
+
+
+def split_data(task, task_cfg: TaskConfig, need_train: bool = True) -> dict[str, list]:
+    """The run's examples: train, validation (held out of train, or the task's own) and the
+    split it is scored on (`task_cfg.eval_split`, default the task's test split)."""
+    eval_split = task_cfg.eval_split or task.eval_split
+    eval_cap = task_cfg.max_eval or task.max_eval
+    data: dict[str, list] = {}
+    if need_train or task_cfg.validation_fraction:
+        data["train"] = task.examples("train", task_cfg.max_train or task.max_train, task_cfg.sample_seed)
+    if task_cfg.validation_fraction:
+        data["train"], data["validation"] = hold_out(data["train"], task_cfg.validation_fraction, task_cfg.sample_seed)
+    elif "validation" in task.splits:
+        data["validation"] = task.examples("validation", eval_cap, task_cfg.sample_seed)
+    if eval_split == "validation":
+        if "validation" not in data:
+            raise PeftbenchError(f"task {task.name!r} has no validation split ({', '.join(task.splits)}); "
+                                 "set task.validation_fraction to hold some training examples out")
+        data["eval"] = data["validation"]
+    else:
+        data["eval"] = task.examples(eval_split, eval_cap, task_cfg.sample_seed)
+    return data
+
+
 def eval_examples(task, task_cfg: TaskConfig):
-    return task.examples(task.eval_split, task_cfg.max_eval or task.max_eval, task_cfg.sample_seed)
-
-
-def _task_data(task_cfg: TaskConfig):
-    task = resolve_task(task_cfg)
-    train = task.examples("train", task_cfg.max_train or task.max_train, task_cfg.sample_seed)
-    return task, train, eval_examples(task, task_cfg)
+    return split_data(task, task_cfg, need_train=False)["eval"]
 
 
 def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False) -> dict:
@@ -87,7 +116,9 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     started = now()
     atomic_write_yaml(out / "config.yaml", to_plain(cfg))
 
-    task, train_data, eval_data = _task_data(cfg.task)
+    task = resolve_task(cfg.task)
+    data = split_data(task, cfg.task)
+    train_data, eval_data = data["train"], data["eval"]
     hashes = {"train": data_hash(train_data), "eval": data_hash(eval_data)}
     method = METHODS.get(cfg.method.name)
     params = method.params(cfg.method.params)
@@ -103,9 +134,15 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
 
     optimizer = method.build_optimizer(model, params, cfg.train.lr, cfg.train.weight_decay)
     device = next(model.parameters()).device
-    with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
-        result = train_sft(model, tokenizer, train_data, cfg.train, log, show_progress,
-                           optimizer=optimizer, on_step=lambda step: method.on_step(model, step))
+    trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg))
+    try:
+        with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
+            result = train_sft(model, tokenizer, train_data, cfg.train, Fanout(log, *trackers), show_progress,
+                               optimizer=optimizer, on_step=lambda step: method.on_step(model, step),
+                               validation=data.get("validation") if cfg.train.select_best else None)
+    finally:
+        for tracker in trackers:
+            tracker.close()
 
     metrics = {
         "run_id": run_id(cfg),
@@ -114,6 +151,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "task": cfg.task.name,
         "model": cfg.model.name,
         "seed": cfg.train.seed,
+        "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
         "status": "done" if result.status == "completed" else result.status,
         "train": result.summary(),
         "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
@@ -129,6 +167,12 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
                                         "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
         metrics["pscp"] = pscp_of(metrics)
+        if cfg.retention:
+            from peftbench.retention import base_retention, compare, score_retention
+
+            base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
+            tuned = score_retention(model, tokenizer, cfg.retention, cfg.eval, show_progress)
+            metrics["retention"] = compare(base, tuned)
     atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics

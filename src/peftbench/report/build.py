@@ -40,12 +40,14 @@ def _score(row: MethodSummary) -> str:
     return text + (" (n.s.)" if row.not_significant else "")
 
 
-COLUMNS = ("rank", "method", "score % [95% CI]", "seeds", "PSCP", "trainable %", "peak mem GB", "train tok/s",
-           "latency ms")
+COLUMNS = ("rank", "method", "score % [95% CI]", "seeds", "retention %", "forgetting pts", "PSCP", "trainable %",
+           "peak mem GB", "train tok/s", "latency ms")
 
 
 def _values(row: MethodSummary) -> list[str]:
-    return [str(row.rank), row.method, _score(row), str(len(row.scores)), _cell(row.pscp, ".2f"),
+    retention = None if row.retention is None else 100 * row.retention
+    return [str(row.rank), row.method, _score(row), str(len(row.scores)), _cell(retention, ".1f"),
+            _cell(row.forgetting_points, "+.1f"), _cell(row.pscp, ".2f"),
             _cell(row.trainable_percent, ".3f"), _cell(row.peak_memory_gb, ".2f"), _cell(row.tokens_per_s, ",.0f"),
             _cell(row.latency_ms, ".1f")]
 
@@ -76,6 +78,10 @@ def _figures(rows: list[MethodSummary], bases: dict[str, float]) -> list[tuple[s
     scatter = plots.cost_vs_score(rows)
     if scatter:
         figures.append(("cost-vs-score.png", "cost vs performance", scatter))
+    plane = plots.target_vs_retention(rows, bases)
+    if plane:
+        figures.append(("target-vs-retention.png", "target score vs retained general ability (Pareto front marked)",
+                        plane))
     return figures
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional, Sequence
 
-from peftbench.report.summary import MethodSummary
+from peftbench.report.summary import MethodSummary, pareto_front
 
 
 def _figure(width: float, height: float, grid: tuple[int, int] | None = None):
@@ -71,6 +71,37 @@ def cost_vs_score(rows: Sequence[MethodSummary]) -> Optional[bytes]:
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
     fig.suptitle("cost vs performance")
+    return _png(plt, fig)
+
+
+def target_vs_retention(rows: Sequence[MethodSummary], bases: dict[str, float]) -> Optional[bytes]:
+    """Retained general ability against target score, one panel per task: the base model,
+    each method, and the Pareto front (no method better on both axes)."""
+    points = [r for r in rows if r.retention is not None]
+    if not points:
+        return None
+    tasks = sorted({r.task for r in points})
+    cols = min(3, len(tasks))
+    rows_n = math.ceil(len(tasks) / cols)
+    plt, fig, axes = _figure(4.6 * cols, 3.8 * rows_n, grid=(rows_n, cols))
+    for ax, task in zip(axes.flat, tasks):
+        mine = [r for r in points if r.task == task]
+        xy = [(100 * r.retention, 100 * r.mean) for r in mine]
+        front = sorted((xy[i] for i in pareto_front(xy)), key=lambda p: p[0])
+        ax.scatter(*zip(*xy), color="#3b6ea5", alpha=0.8, label="methods")
+        ax.plot(*zip(*front), color="#e67e22", linewidth=1.2, marker="o", markerfacecolor="none", label="Pareto front")
+        for r, (x, y) in zip(mine, xy):
+            ax.annotate(r.method, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        base_retention = next((r.base_retention for r in mine if r.base_retention is not None), None)
+        if base_retention is not None and task in bases:
+            ax.scatter([100 * base_retention], [100 * bases[task]], marker="*", s=120, color="#c0392b", label="base model")
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("retention: general-skills average (%)", fontsize=8)
+        ax.set_ylabel("target score (%)", fontsize=8)
+        ax.legend(fontsize=6, loc="best")
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    fig.suptitle("target vs retention (upper right is best)")
     return _png(plt, fig)
 
 

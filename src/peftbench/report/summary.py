@@ -10,6 +10,7 @@ from statistics import mean
 from typing import Optional, Sequence
 
 from peftbench.analysis.stats import bootstrap_ci, paired_permutation_test
+from peftbench.retention import retention_of
 
 SIGNIFICANCE = 0.05
 
@@ -28,6 +29,9 @@ class MethodSummary:
     peak_memory_gb: Optional[float]
     tokens_per_s: Optional[float]
     latency_ms: Optional[float]
+    retention: Optional[float] = None  # tuned model's general-ability average (runs with a retention suite)
+    forgetting_points: Optional[float] = None  # base minus tuned retention average, in points
+    base_retention: Optional[float] = None
     rank: int = 0
     p_vs_best: Optional[float] = None  # None for the best itself or with too few paired seeds
     runs: list[dict] = field(default_factory=list)
@@ -77,6 +81,9 @@ def summarise(results: Sequence[dict]) -> list[MethodSummary]:
             peak_memory_gb=_avg((c.get("peak_memory_bytes") or 0) / 1e9 or None for c in cost),
             tokens_per_s=_avg((r.get("train") or {}).get("tokens_per_s") for r in runs),
             latency_ms=_avg(1000 * (c.get("inference") or {}).get("latency_s_per_sample", 0) or None for c in cost),
+            retention=_avg(retention_of(r) for r in runs),
+            forgetting_points=_avg((r.get("retention") or {}).get("forgetting_points") for r in runs),
+            base_retention=_avg(((r.get("retention") or {}).get("base") or {}).get("average") for r in runs),
             runs=runs,
         ))
     for task in {row.task for row in rows}:
@@ -107,3 +114,9 @@ def mean_ranks(rows: Sequence[MethodSummary]) -> dict[str, float]:
 
 def base_scores(results: Sequence[dict]) -> dict[str, float]:
     return {r["task"]: r["eval"]["score"] for r in results if r.get("method") == "base" and r.get("eval")}
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (higher is better on both)."""
+    return [i for i, (x, y) in enumerate(points)
+            if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for ox, oy in points)]

@@ -16,6 +16,8 @@ from rich.console import Console
 from peftbench.config import RunConfig, SuiteConfig, to_plain
 from peftbench.io import atomic_write_json, read_json
 from peftbench.run import METRICS_FILE, execute_base_eval, execute_run, method_label, run_dir, run_id
+from peftbench.sweep import tuning
+from peftbench.sweep.executors import EXECUTORS, ExecutorOptions
 from peftbench.sweep.store import FINAL, STORE_FILE, ResultStore
 
 
@@ -76,9 +78,49 @@ def _runnable(store: ResultStore, runs: list[RunConfig], max_attempts: int) -> l
     return ready
 
 
+def _execute_all(runs: list[RunConfig], store: ResultStore, execute, options, console: Console,
+                 max_attempts: int) -> None:
+    """Register the runs and execute what is not finished, retrying killed ones."""
+    for cfg in runs:
+        _register(store, cfg)
+        _sync_from_disk(store, cfg)
+    while pending := _runnable(store, runs, max_attempts):
+        console.print(f"{len(pending)} of {len(runs)} runs to do")
+        execute(pending, store.path, options, console)
+        for stale in store.reconcile():  # a worker killed mid-run: its run goes back in the queue
+            console.print(f"[yellow]retrying[/] {stale}: its worker died mid-run")
+        if all(store.get(run_id(c))["status"] == "failed" for c in pending):
+            break  # everything left failed; the next sweep retries it
+
+
+def _result(store: ResultStore, cfg: RunConfig) -> dict:
+    row = store.get(run_id(cfg))
+    return row["metrics"] or {"run_id": run_id(cfg), "status": row["status"], "method": method_label(cfg),
+                              "task": cfg.task.name}
+
+
+def _tune(suite: SuiteConfig, execute, options, console: Console, max_attempts: int) -> list[RunConfig]:
+    """Run every method's trials on validation; return the final runs at the chosen points."""
+    planned = tuning.trials(suite)
+    console.print(f"[bold]tuning[/]: {suite.tuning.trials} trials per method and task ({len(planned)} runs, "
+                  "scored on validation)")
+    store = ResultStore(Path(suite.output_dir) / f"{suite.name}.trials" / STORE_FILE)
+    for stale in store.reconcile():
+        console.print(f"[yellow]resuming[/] {stale}: its process died mid-run")
+    _execute_all([t.run for t in planned], store, execute, options, console, max_attempts)
+    runs, record = tuning.choose(suite, planned, lambda cfg: _result(store, cfg))
+    atomic_write_json(Path(suite.output_dir) / suite.name / "tuning.json", record)
+    for choice in record:
+        console.print(f"  {choice['method']} on {choice['task']}: {choice['best']} "
+                      f"(validation {choice['best_validation_score']})")
+    return runs
+
+
 def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console | None = None,
-              max_attempts: int = 2) -> list[dict]:
+              max_attempts: int = 2, executor: str = "local", options: ExecutorOptions | None = None) -> list[dict]:
     console = console or Console(stderr=True)
+    options = options or ExecutorOptions(show_progress=show_progress)
+    execute = EXECUTORS.get(executor)
     store = store_for(suite)
     for stale in store.reconcile():
         console.print(f"[yellow]resuming[/] {stale}: its process died mid-run")
@@ -86,23 +128,14 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
     for task in suite.tasks:
         console.print(f"[bold]base model[/] on {task.name}")
         results.append(execute_base_eval(suite.output_dir, suite.name, suite.model, task, suite.eval, show_progress))
-    runs = suite.expand()
-    for cfg in runs:
-        _register(store, cfg)
-        _sync_from_disk(store, cfg)
-    while pending := _runnable(store, runs, max_attempts):
-        console.print(f"{len(pending)} of {len(runs)} runs to do")
-        for i, cfg in enumerate(pending, 1):
-            console.print(f"[bold]run {i}/{len(pending)}[/] {run_id(cfg)}")
-            metrics = execute_tracked(cfg, store, show_progress)
-            if metrics and metrics["status"] == "failed":
-                console.print(f"[red]run {run_id(cfg)} failed:[/] {metrics['error']}")
-        if all(store.get(run_id(c))["status"] == "failed" for c in pending):
-            break  # everything left failed; the next sweep retries it
-    results += [store.get(run_id(cfg))["metrics"] or {"run_id": run_id(cfg), "status": store.get(run_id(cfg))["status"],
-                                                      "method": method_label(cfg), "task": cfg.task.name}
-                for cfg in runs]
-    return results
+    if suite.retention:  # once, before the workers start, so they all read the cache
+        from peftbench.retention import base_retention
+
+        console.print(f"[bold]base model[/] on the retention suite ({len(suite.retention.tasks)} tasks)")
+        base_retention(suite.output_dir, suite.name, suite.model, suite.retention, suite.eval, show_progress)
+    runs = _tune(suite, execute, options, console, max_attempts) if suite.tuning else suite.expand()
+    _execute_all(runs, store, execute, options, console, max_attempts)
+    return results + [_result(store, cfg) for cfg in runs]
 
 
 def load_results(root: str | Path) -> list[dict]:

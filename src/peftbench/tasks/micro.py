@@ -46,3 +46,8 @@ for _name, _generator, _description, _metrics, _scoring, _eval_split in _TARGETS
         splits=("train", "validation", "test") + (("transfer",) if _eval_split == "transfer" else ()),
         tags=("micro", "target"),
     ))
+
+# the micro world's retention suite: every general skill
+from peftbench.tasks.spec import TASK_GROUPS  # noqa: E402
+
+TASK_GROUPS["micro-general"] = GENERAL_TASKS

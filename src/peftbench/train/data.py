@@ -34,10 +34,24 @@ def pad_batch(batch: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.T
 
 
 def epoch_batches(
-    encoded: Sequence[EncodedExample], batch_size: int, seed: int, epoch: int
+    encoded: Sequence[EncodedExample], batch_size: int, seed: int, epoch: int, group_by_length: bool = False
 ) -> Iterator[list[EncodedExample]]:
-    """One epoch in a shuffled order that depends only on (seed, epoch)."""
+    """One epoch in a shuffled order that depends only on (seed, epoch).
+
+    `group_by_length` (HF's trick): within windows of 50 batches of the shuffled order,
+    examples of similar length share a batch, and the batches are shuffled again. Padding
+    is then a few tokens instead of up to the longest example of a random batch.
+    """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(len(encoded), generator=generator).tolist()
+    if group_by_length:
+        window = 50 * batch_size
+        grouped = []
+        for start in range(0, len(order), window):
+            grouped += sorted(order[start : start + window], key=lambda i: len(encoded[i].input_ids))
+        batches = [grouped[start : start + batch_size] for start in range(0, len(grouped), batch_size)]
+        for b in torch.randperm(len(batches), generator=generator).tolist():
+            yield [encoded[i] for i in batches[b]]
+        return
     for start in range(0, len(order), batch_size):
         yield [encoded[i] for i in order[start : start + batch_size]]

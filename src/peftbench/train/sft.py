@@ -34,6 +34,8 @@ class TrainResult:
     samples: int = 0
     seconds: float = 0.0
     reason: Optional[str] = None
+    validation_losses: list[float] = field(default_factory=list)  # mean loss on validation, per epoch
+    best_epoch: Optional[int] = None  # the epoch whose weights were kept (select_best)
 
     @property
     def first_loss(self) -> Optional[float]:
@@ -58,6 +60,8 @@ class TrainResult:
             "tokens_per_s": self.tokens / self.seconds if self.seconds else None,
             "samples_per_s": self.samples / self.seconds if self.seconds else None,
             "reason": self.reason,
+            "validation_losses": self.validation_losses or None,
+            "best_epoch": self.best_epoch,
         }
 
 
@@ -84,11 +88,47 @@ def _warmup_steps(cfg: TrainConfig, total: int) -> int:
     return cfg.warmup_steps if cfg.warmup_steps > 0 else math.ceil(cfg.warmup_ratio * total)
 
 
+@torch.no_grad()
+def validation_loss(model: nn.Module, tokenizer, encoded, batch_size: int) -> float:
+    """Mean loss per answer token over a validation set (the model is left in eval mode)."""
+    device = next(model.parameters()).device
+    model.eval()
+    total, tokens = 0.0, 0
+    for start in range(0, len(encoded), batch_size):
+        batch = encoded[start : start + batch_size]
+        padded = {k: v.to(device) for k, v in pad_batch(batch, tokenizer.pad_token_id).items()}
+        n = sum(e.target_tokens for e in batch)
+        total += model(**padded).loss.item() * n
+        tokens += n
+    return total / max(tokens, 1)
+
+
+class _BestWeights:
+    """The trainable weights of the best epoch so far (a CPU copy: adapters are small;
+    for full fine-tuning it is one copy of the model)."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.loss, self.state = model, math.inf, None
+
+    def offer(self, loss: float) -> bool:
+        if loss >= self.loss:
+            return False
+        self.loss = loss
+        self.state = {n: p.detach().to("cpu", copy=True) for n, p in self.model.named_parameters() if p.requires_grad}
+        return True
+
+    def restore(self) -> None:
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in (self.state or {}).items():
+                params[name].copy_(value)
+
+
 def _micro_batches(encoded, cfg: TrainConfig) -> Iterator[list]:
     """Endless stream of batches, reshuffled each epoch; the loop stops it by step count."""
     epoch = 0
     while True:
-        yield from epoch_batches(encoded, cfg.batch_size, cfg.seed, epoch)
+        yield from epoch_batches(encoded, cfg.batch_size, cfg.seed, epoch, cfg.group_by_length)
         epoch += 1
 
 
@@ -101,12 +141,21 @@ def train_sft(
     show_progress: bool = True,
     optimizer: Optional[torch.optim.Optimizer] = None,
     on_step: Optional[Callable[[int], None]] = None,
+    validation: Optional[Sequence[Example]] = None,
 ) -> TrainResult:
     """Train in place. `optimizer` replaces the default AdamW (LoRA+); `on_step(step)` runs
-    after each optimiser step while gradients still exist (AdaLoRA's rank reallocation)."""
+    after each optimiser step while gradients still exist (AdaLoRA's rank reallocation).
+    With `validation`, the validation loss is measured after every epoch; with
+    `cfg.select_best` the weights of the epoch where it was lowest are kept."""
+    if cfg.select_best and not validation:
+        raise ValueError("train.select_best needs validation examples: a task with a validation split, "
+                         "or task.validation_fraction to hold some training examples out")
     device = next(model.parameters()).device
     encoded = encode_examples(tokenizer, examples, cfg.max_length, cfg.loss_on_prompt)
+    held_out = encode_examples(tokenizer, validation, cfg.max_length) if validation else None
+    best = _BestWeights(model) if cfg.select_best else None
     total = total_optimizer_steps(len(encoded), cfg)
+    steps_per_epoch = math.ceil(math.ceil(len(encoded) / cfg.batch_size) / cfg.grad_accum)
     optimizer = optimizer or build_optimizer(model, cfg)
     scheduler = get_scheduler(
         cfg.lr_scheduler, optimizer, num_warmup_steps=_warmup_steps(cfg, total), num_training_steps=total
@@ -157,9 +206,24 @@ def train_sft(
                     }
                 )
                 window_loss, window_tokens, window_start = [], 0, time.perf_counter()
+            if held_out and (result.steps % steps_per_epoch == 0 or result.steps == total):
+                _end_of_epoch(model, tokenizer, held_out, cfg, result, best, log, steps_per_epoch)
+    if best is not None and best.state is not None:
+        best.restore()
     model.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _end_of_epoch(model, tokenizer, held_out, cfg: TrainConfig, result: TrainResult, best, log, steps_per_epoch: int):
+    loss = validation_loss(model, tokenizer, held_out, cfg.batch_size)
+    epoch = math.ceil(result.steps / steps_per_epoch)
+    result.validation_losses.append(loss)
+    if best is not None and best.offer(loss):
+        result.best_epoch = epoch
+    if log is not None:
+        log.write({"step": result.steps, "epoch": epoch, "validation_loss": loss})
+    model.train()
 
 
 def _diverged(model: nn.Module, result: TrainResult, start: float, reason: str) -> TrainResult:

@@ -1,0 +1,80 @@
+"""Retention: how much general ability a tuned model kept.
+
+A run with a `retention:` block scores its tuned model on general-ability suites (the
+micro world's general skills; BBH, IFEval, NQ for real models, as PEFT-Arena does) and
+compares with the base model, scored once per (model, suites, eval config) and cached
+beside the suite's runs. Besides the suites' own scores it records the cheap forgetting
+proxy of huggingface/peft's method comparison: the change in mean per-token
+cross-entropy of the suites' reference answers between base and tuned model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional
+
+from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, to_plain
+from peftbench.evaluate import evaluate_task
+from peftbench.io import atomic_write_json, read_json
+from peftbench.train.data import encode_examples
+from peftbench.train.sft import validation_loss
+
+MAX_LENGTH = 512
+
+
+def _examples(task_cfg, retention: RetentionConfig):
+    from peftbench.run import eval_examples, resolve_task
+
+    task = resolve_task(task_cfg)
+    if not (task_cfg.max_eval or task.max_eval):
+        task_cfg = task_cfg.model_copy(update={"max_eval": retention.max_eval})
+    return task, eval_examples(task, task_cfg)
+
+
+def score_retention(model, tokenizer, retention: RetentionConfig, eval_cfg: EvalConfig,
+                    show_progress: bool = False) -> dict:
+    """Score a model on every retention task: scores, their mean, and answer cross-entropy."""
+    scores, losses = {}, {}
+    for task_cfg in retention.tasks:
+        task, examples = _examples(task_cfg, retention)
+        scores[task.name] = evaluate_task(model, tokenizer, task, examples, eval_cfg, show_progress)["score"]
+        losses[task.name] = validation_loss(model, tokenizer, encode_examples(tokenizer, examples, MAX_LENGTH),
+                                            eval_cfg.batch_size)
+    return {"scores": scores, "average": sum(scores.values()) / len(scores),
+            "cross_entropy": sum(losses.values()) / len(losses)}
+
+
+def _base_path(output_dir: str, suite: str, model_cfg: ModelConfig, retention: RetentionConfig,
+               eval_cfg: EvalConfig) -> Path:
+    key = json.dumps([to_plain(model_cfg), to_plain(retention), to_plain(eval_cfg)], sort_keys=True)
+    return Path(output_dir) / suite / "retention-base" / f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+
+
+def base_retention(output_dir: str, suite: str, model_cfg: ModelConfig, retention: RetentionConfig,
+                   eval_cfg: EvalConfig, show_progress: bool = False) -> dict:
+    """The base model's retention scores, computed once and cached on disk."""
+    path = _base_path(output_dir, suite, model_cfg, retention, eval_cfg)
+    if path.is_file():
+        return read_json(path)
+    from peftbench.models import load_model, load_tokenizer
+
+    scores = score_retention(load_model(model_cfg), load_tokenizer(model_cfg), retention, eval_cfg, show_progress)
+    atomic_write_json(path, scores)
+    return scores
+
+
+def compare(base: dict, tuned: dict) -> dict:
+    """Retention of a tuned model against its base: forgetting in points (positive = lost)."""
+    return {
+        "base": base, "tuned": tuned,
+        "forgetting_points": 100 * (base["average"] - tuned["average"]),
+        "per_task_change_points": {t: 100 * (tuned["scores"][t] - base["scores"][t]) for t in base["scores"]},
+        "cross_entropy_change": tuned["cross_entropy"] - base["cross_entropy"],
+    }
+
+
+def retention_of(run_metrics: dict) -> Optional[float]:
+    """The tuned model's retention average of a finished run, if it measured one."""
+    return (run_metrics.get("retention") or {}).get("tuned", {}).get("average")

@@ -49,60 +49,64 @@ def scores_by_task(rows: Sequence[MethodSummary], task: str, base: Optional[floa
     return _png(plt, fig)
 
 
-def cost_vs_score(rows: Sequence[MethodSummary]) -> Optional[bytes]:
-    """Trainable parameters (% of the base, log scale) against score: one panel per task, so
-    method labels do not pile up on each other."""
-    points = [r for r in rows if r.trainable_percent]
-    if not points:
-        return None
+def _panels_per_task(points: Sequence[MethodSummary], title: str, height: float, draw) -> bytes:
+    """One panel per task (so method labels do not pile up), `draw(ax, task, rows)` fills each."""
     tasks = sorted({r.task for r in points})
     cols = min(3, len(tasks))
     rows_n = math.ceil(len(tasks) / cols)
-    plt, fig, axes = _figure(4.6 * cols, 3.6 * rows_n, grid=(rows_n, cols))
+    plt, fig, axes = _figure(4.6 * cols, height * rows_n, grid=(rows_n, cols))
     for ax, task in zip(axes.flat, tasks):
-        mine = [r for r in points if r.task == task]
-        ax.scatter([r.trainable_percent for r in mine], [100 * r.mean for r in mine], color="#3b6ea5", alpha=0.8)
-        for r in mine:
-            ax.annotate(r.method, (r.trainable_percent, 100 * r.mean), fontsize=6, xytext=(3, 2), textcoords="offset points")
-        ax.set_xscale("log")
+        draw(ax, task, [r for r in points if r.task == task])
         ax.set_title(task, fontsize=10)
-        ax.set_xlabel("trainable params (% of base, log)", fontsize=8)
-        ax.set_ylabel("score (%)", fontsize=8)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    fig.suptitle("cost vs performance")
+    fig.suptitle(title)
     return _png(plt, fig)
 
 
+def _label_points(ax, rows: Sequence[MethodSummary], xy) -> None:
+    for r, (x, y) in zip(rows, xy):
+        ax.annotate(r.method, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+
+
+def cost_vs_score(rows: Sequence[MethodSummary]) -> Optional[bytes]:
+    """Trainable parameters (% of the base, log scale) against score, per task."""
+    points = [r for r in rows if r.trainable_percent]
+    if not points:
+        return None
+
+    def draw(ax, task, mine):
+        xy = [(r.trainable_percent, 100 * r.mean) for r in mine]
+        ax.scatter(*zip(*xy), color="#3b6ea5", alpha=0.8)
+        _label_points(ax, mine, xy)
+        ax.set_xscale("log")
+        ax.set_xlabel("trainable params (% of base, log)", fontsize=8)
+        ax.set_ylabel("score (%)", fontsize=8)
+
+    return _panels_per_task(points, "cost vs performance", 3.6, draw)
+
+
 def target_vs_retention(rows: Sequence[MethodSummary], bases: dict[str, float]) -> Optional[bytes]:
-    """Retained general ability against target score, one panel per task: the base model,
-    each method, and the Pareto front (no method better on both axes)."""
+    """Retained general ability against target score, per task: the base model, each
+    method, and the Pareto front (no method better on both axes)."""
     points = [r for r in rows if r.retention is not None]
     if not points:
         return None
-    tasks = sorted({r.task for r in points})
-    cols = min(3, len(tasks))
-    rows_n = math.ceil(len(tasks) / cols)
-    plt, fig, axes = _figure(4.6 * cols, 3.8 * rows_n, grid=(rows_n, cols))
-    for ax, task in zip(axes.flat, tasks):
-        mine = [r for r in points if r.task == task]
+
+    def draw(ax, task, mine):
         xy = [(100 * r.retention, 100 * r.mean) for r in mine]
         front = sorted((xy[i] for i in pareto_front(xy)), key=lambda p: p[0])
         ax.scatter(*zip(*xy), color="#3b6ea5", alpha=0.8, label="methods")
         ax.plot(*zip(*front), color="#e67e22", linewidth=1.2, marker="o", markerfacecolor="none", label="Pareto front")
-        for r, (x, y) in zip(mine, xy):
-            ax.annotate(r.method, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        _label_points(ax, mine, xy)
         base_retention = next((r.base_retention for r in mine if r.base_retention is not None), None)
         if base_retention is not None and task in bases:
             ax.scatter([100 * base_retention], [100 * bases[task]], marker="*", s=120, color="#c0392b", label="base model")
-        ax.set_title(task, fontsize=10)
         ax.set_xlabel("retention: general-skills average (%)", fontsize=8)
         ax.set_ylabel("target score (%)", fontsize=8)
         ax.legend(fontsize=6, loc="best")
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.set_visible(False)
-    fig.suptitle("target vs retention (upper right is best)")
-    return _png(plt, fig)
+
+    return _panels_per_task(points, "target vs retention (upper right is best)", 3.8, draw)
 
 
 def rank_lr_heatmap(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:

@@ -149,7 +149,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from peftbench.run import merge_run
 
-    out_dir = merge_run(args.run, args.out)
+    out_dir = merge_run(args.run, args.out, alpha=args.alpha)
     err.print(f"merged model written to {out_dir} (loads with AutoModelForCausalLM.from_pretrained)")
     return 0
 
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     mg = sub.add_parser("merge", help="fold a finished run's update into the weights; write a plain model")
     mg.add_argument("run", help="run directory")
     mg.add_argument("--out", required=True, help="folder for the merged model and tokenizer")
+    mg.add_argument("--alpha", type=float, default=1.0,
+                    help="point on the path base (0) -> tuned (1): W0 + alpha (W1 - W0); > 1 extrapolates")
     mg.set_defaults(func=cmd_merge)
 
     micro = sub.add_parser("micro", help="the built-in micro world: pretrain the micro model, score it")

@@ -207,10 +207,16 @@ def load_run(path: str | Path):
     return model, tokenizer, cfg
 
 
-def merge_run(path: str | Path, out: str | Path) -> Path:
-    """Write the run's tuned model as a standalone transformers folder (model + tokenizer)."""
+def merge_run(path: str | Path, out: str | Path, alpha: float = 1.0) -> Path:
+    """Write the run's tuned model as a standalone transformers folder (model + tokenizer);
+    with `alpha`, the point W0 + alpha (W1 - W0) of the path from base to tuned."""
     model, tokenizer, cfg = load_run(path)
-    merged = METHODS.get(cfg.method.name).merge(model)  # NotMergeableError for soft prompts
+    method = METHODS.get(cfg.method.name)
+    merged = method.merge(model)  # NotMergeableError for soft prompts
+    if alpha != 1.0:
+        from peftbench.analysis.interpolate import interpolate
+
+        interpolate(method.interpolation_path, load_model(cfg.model), merged, alpha)
 
     def fill(tmp: Path) -> None:
         merged.save_pretrained(str(tmp))

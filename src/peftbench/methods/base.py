@@ -56,6 +56,9 @@ class Method(ABC):
     description: ClassVar[str]
     Params: ClassVar[type[MethodParams]] = MethodParams
     mergeable: ClassVar[bool] = False
+    # how `merge --alpha` walks from base (0) to tuned (1): "weights" = W0 + a (W1 - W0) of the
+    # merged weights; "rotation" = scale the rotation's generator (OFT/BOFT, not dense deltas)
+    interpolation_path: ClassVar[str] = "weights"
 
     def params(self, values: dict[str, Any] | MethodParams) -> MethodParams:
         return values if isinstance(values, self.Params) else self.Params.model_validate(values)

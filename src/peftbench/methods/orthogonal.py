@@ -24,6 +24,7 @@ class Oft(PeftMethod):
     description = "OFT: a block-diagonal orthogonal rotation of each target weight (Qiu et al. 2023)"
     Params = OftParams
     mergeable = True
+    interpolation_path = "rotation"
 
     def peft_config(self, params: OftParams, model, ctx):
         from peft import OFTConfig, TaskType
@@ -49,6 +50,7 @@ class Boft(PeftMethod):
     description = "BOFT: orthogonal rotation as a product of butterfly factors (Liu et al. 2024)"
     Params = BoftParams
     mergeable = True
+    interpolation_path = "rotation"
 
     def peft_config(self, params: BoftParams, model, ctx):
         from peft import BOFTConfig, TaskType

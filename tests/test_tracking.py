@@ -20,9 +20,8 @@ def _run(tmp_path, report_to):
 
 
 def test_trackers_receive_the_training_log(tmp_path, monkeypatch):
-    pytest.importorskip("tensorboard", reason="tensorboard is in the test extra")
-    pytest.importorskip("mlflow", reason="mlflow-skinny is in the test extra")
-    pytest.importorskip("wandb", reason="wandb is in the test extra")
+    for module in ("tensorboard", "mlflow", "wandb"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install 'peftbench[tracking]')")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

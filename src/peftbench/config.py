@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -103,7 +103,6 @@ class TrainConfig(_Strict):
                                  "log: tensorboard, mlflow, wandb (each needs its package installed)")
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding, "
                                   "faster; the order is still seeded and shuffled)")
-
 
     @field_validator("report_to")
     @classmethod
@@ -366,14 +365,13 @@ def _has_validation(spec, task: TaskConfig) -> bool:
     return bool(task.validation_fraction) or "validation" in spec.splits
 
 
-def _check_select_best(train: TrainConfig, tasks: list[TaskConfig], prefix: str) -> list[tuple[str, str]]:
-    """select_best picks an epoch by validation loss: every task needs a validation split."""
+def _without_validation(tasks: list[TaskConfig], field: Callable[[int], str]) -> list[tuple[str, str]]:
+    """A problem at `field(i)` for each task with no validation split (select_best and
+    tuning trials both need one)."""
     from peftbench.tasks import TASKS
 
-    if not train.select_best:
-        return []
-    return [(f"{prefix}.select_best", _NO_VALIDATION.format(name=t.name, splits=", ".join(TASKS.get(t.name).splits)))
-            for t in tasks if t.name in TASKS and not _has_validation(TASKS.get(t.name), t)]
+    return [(field(i), _NO_VALIDATION.format(name=t.name, splits=", ".join(TASKS.get(t.name).splits)))
+            for i, t in enumerate(tasks) if t.name in TASKS and not _has_validation(TASKS.get(t.name), t)]
 
 
 def expand_task_groups(tasks: list[TaskConfig]) -> list[TaskConfig]:
@@ -399,7 +397,8 @@ def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunCo
     cfg = _validate(RunConfig, raw, source)
     method, problems = check_method(cfg.method, "method")
     problems += _check_task(cfg.task, "task")
-    problems += _check_select_best(cfg.train, [cfg.task], "train")
+    if cfg.train.select_best:
+        problems += _without_validation([cfg.task], lambda i: "train.select_best")
     retention, found = _check_retention(cfg.retention)
     problems += found
     if problems:
@@ -430,15 +429,12 @@ def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> Sui
     tasks = expand_task_groups(cfg.tasks)
     for i, task in enumerate(tasks):
         problems += _check_task(task, f"tasks[{i}]")
-    problems += _check_select_best(cfg.train, tasks, "train")
+    if cfg.train.select_best:
+        problems += _without_validation(tasks, lambda i: "train.select_best")
+    if cfg.tuning:  # trials are scored on validation, never on test
+        problems += _without_validation(tasks, lambda i: f"tasks[{i}].validation_fraction")
     retention, found = _check_retention(cfg.retention)
     problems += found
-    if cfg.tuning:  # trials are scored on validation, never on test
-        from peftbench.tasks import TASKS
-
-        problems += [(f"tasks[{i}].validation_fraction",
-                      _NO_VALIDATION.format(name=t.name, splits=", ".join(TASKS.get(t.name).splits)))
-                     for i, t in enumerate(tasks) if t.name in TASKS and not _has_validation(TASKS.get(t.name), t)]
     if problems:
         raise ConfigError(problems, source=source)
     cfg = cfg.model_copy(update={"methods": methods, "tasks": tasks, "retention": retention})

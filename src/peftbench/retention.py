@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional
 
 from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, to_plain
 from peftbench.evaluate import evaluate_task
@@ -74,7 +73,3 @@ def compare(base: dict, tuned: dict) -> dict:
         "cross_entropy_change": tuned["cross_entropy"] - base["cross_entropy"],
     }
 
-
-def retention_of(run_metrics: dict) -> Optional[float]:
-    """The tuned model's retention average of a finished run, if it measured one."""
-    return (run_metrics.get("retention") or {}).get("tuned", {}).get("average")

@@ -20,15 +20,16 @@ from transformers import set_seed
 
 from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
 from peftbench.cost.measure import PeakMemory, forward_flops
-from peftbench.errors import PeftbenchError
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
+from peftbench.errors import PeftbenchError
 from peftbench.evaluate import evaluate_task
 from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
 from peftbench.methods import METHODS, MethodContext
 from peftbench.models import load_model, load_tokenizer
 from peftbench.models.loading import resolve_source
 from peftbench.provenance import collect, now
+from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
 from peftbench.train import train_sft
 from peftbench.train.sft import total_optimizer_steps
@@ -76,22 +77,24 @@ def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list]:
     return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
 
 
-def split_data(task, task_cfg: TaskConfig, need_train: bool = True) -> dict[str, list]:
-    """The run's examples: train, validation (held out of train, or the task's own) and the
-    split it is scored on (`task_cfg.eval_split`, default the task's test split)."""
+def split_data(task, task_cfg: TaskConfig, need_train: bool = True, need_validation: bool = False) -> dict[str, list]:
+    """The run's examples: train, validation (held out of train, or the task's own; read
+    only when needed) and the split it is scored on (`task_cfg.eval_split`, default the
+    task's test split)."""
     eval_split = task_cfg.eval_split or task.eval_split
     eval_cap = task_cfg.max_eval or task.max_eval
+    need_validation = need_validation or eval_split == "validation"
     data: dict[str, list] = {}
-    if need_train or task_cfg.validation_fraction:
+    if need_train or task_cfg.validation_fraction:  # a hold-out changes what train is
         data["train"] = task.examples("train", task_cfg.max_train or task.max_train, task_cfg.sample_seed)
     if task_cfg.validation_fraction:
         data["train"], data["validation"] = hold_out(data["train"], task_cfg.validation_fraction, task_cfg.sample_seed)
-    elif "validation" in task.splits:
-        data["validation"] = task.examples("validation", eval_cap, task_cfg.sample_seed)
-    if eval_split == "validation":
-        if "validation" not in data:
+    elif need_validation:
+        if "validation" not in task.splits:
             raise PeftbenchError(f"task {task.name!r} has no validation split ({', '.join(task.splits)}); "
                                  "set task.validation_fraction to hold some training examples out")
+        data["validation"] = task.examples("validation", eval_cap, task_cfg.sample_seed)
+    if eval_split == "validation":
         data["eval"] = data["validation"]
     else:
         data["eval"] = task.examples(eval_split, eval_cap, task_cfg.sample_seed)
@@ -117,7 +120,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     atomic_write_yaml(out / "config.yaml", to_plain(cfg))
 
     task = resolve_task(cfg.task)
-    data = split_data(task, cfg.task)
+    data = split_data(task, cfg.task, need_validation=cfg.train.select_best)
     train_data, eval_data = data["train"], data["eval"]
     hashes = {"train": data_hash(train_data), "eval": data_hash(eval_data)}
     method = METHODS.get(cfg.method.name)
@@ -168,8 +171,6 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
                                         "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
         metrics["pscp"] = pscp_of(metrics)
         if cfg.retention:
-            from peftbench.retention import base_retention, compare, score_retention
-
             base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
             tuned = score_retention(model, tokenizer, cfg.retention, cfg.eval, show_progress)
             metrics["retention"] = compare(base, tuned)

@@ -10,7 +10,6 @@ from statistics import mean
 from typing import Optional, Sequence
 
 from peftbench.analysis.stats import bootstrap_ci, paired_permutation_test
-from peftbench.retention import retention_of
 
 SIGNIFICANCE = 0.05
 
@@ -44,6 +43,12 @@ class MethodSummary:
 def _avg(values) -> Optional[float]:
     values = [v for v in values if v is not None]
     return mean(values) if values else None
+
+
+def _retention(run: dict, part: Optional[str] = None) -> dict:
+    """A run's retention record (or its `base` / `tuned` part); {} when it measured none."""
+    record = run.get("retention") or {}
+    return (record.get(part) or {}) if part else record
 
 
 def _settings(run: dict) -> dict:
@@ -81,9 +86,9 @@ def summarise(results: Sequence[dict]) -> list[MethodSummary]:
             peak_memory_gb=_avg((c.get("peak_memory_bytes") or 0) / 1e9 or None for c in cost),
             tokens_per_s=_avg((r.get("train") or {}).get("tokens_per_s") for r in runs),
             latency_ms=_avg(1000 * (c.get("inference") or {}).get("latency_s_per_sample", 0) or None for c in cost),
-            retention=_avg(retention_of(r) for r in runs),
-            forgetting_points=_avg((r.get("retention") or {}).get("forgetting_points") for r in runs),
-            base_retention=_avg(((r.get("retention") or {}).get("base") or {}).get("average") for r in runs),
+            retention=_avg(_retention(r, "tuned").get("average") for r in runs),
+            forgetting_points=_avg(_retention(r).get("forgetting_points") for r in runs),
+            base_retention=_avg(_retention(r, "base").get("average") for r in runs),
             runs=runs,
         ))
     for task in {row.task for row in rows}:

@@ -35,7 +35,7 @@ class ExecutorOptions:
     workers: Optional[int] = None  # local: worker processes (None: what the machine can hold)
     address: Optional[str] = None  # ray: cluster address (None: start a local instance)
     cpus_per_run: float = 1.0
-    gpus_per_run: float = 0.0  # ray: GPUs each run asks for (None-like 0 on CPU clusters)
+    gpus_per_run: float = 0.0  # ray: GPUs each run asks for (0 on CPU clusters)
     show_progress: bool = True
 
 

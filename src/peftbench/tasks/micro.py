@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from peftbench.tasks.base import Task, register_task
+from peftbench.tasks.spec import TASK_GROUPS
 
 # Named here rather than imported from peftbench.micro.generators: the generators build
 # `Example`s from this package, so importing them at registration time would be circular.
@@ -47,7 +48,4 @@ for _name, _generator, _description, _metrics, _scoring, _eval_split in _TARGETS
         tags=("micro", "target"),
     ))
 
-# the micro world's retention suite: every general skill
-from peftbench.tasks.spec import TASK_GROUPS  # noqa: E402
-
-TASK_GROUPS["micro-general"] = GENERAL_TASKS
+TASK_GROUPS["micro-general"] = GENERAL_TASKS  # the micro world's retention suite

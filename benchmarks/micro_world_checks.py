@@ -50,9 +50,9 @@ def attach(method_name: str, params: dict, total_steps: int):
 def lora_on_math(args) -> dict:
     tokenizer = load_tokenizer(MODEL)
     base = score(load_model(MODEL), tokenizer, "micro-math", 200)
-    cfg = TrainConfig(epochs=args.math_epochs, lr=args.lora_lr, batch_size=16, lr_scheduler="linear", warmup_ratio=0.05)
+    cfg = TrainConfig(epochs=args.math_epochs, lr=args.math_lr, batch_size=16, lr_scheduler="linear", warmup_ratio=0.05)
     train = TASKS.get("micro-math").examples("train")
-    model = attach("lora", {"target_modules": "all-linear", "r": 8, "alpha": 16}, 10_000)
+    model = attach("lora", {"target_modules": "all-linear", "r": args.math_rank, "alpha": 2 * args.math_rank}, 10_000)
     result = train_sft(model, tokenizer, train, cfg, show_progress=False)
     tuned = score(model, tokenizer, "micro-math", 200)
     return {"base_em": base, "lora_em": tuned, "gain_points": 100 * (tuned - base), "train_seconds": result.seconds,
@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/micro_world_checks.json")
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--full-lr", type=float, default=3e-4)
-    parser.add_argument("--math-epochs", type=int, default=1)
+    parser.add_argument("--math-epochs", type=int, default=6)
+    parser.add_argument("--math-lr", type=float, default=3e-3)
+    parser.add_argument("--math-rank", type=int, default=16)
     parser.add_argument("--forgetting-task", default="micro-med")
     parser.add_argument("--forgetting-train", type=int, default=1000)
     parser.add_argument("--forgetting-epochs", type=int, default=4)

@@ -48,7 +48,15 @@ def test_hand_checked_examples():
         a, op, b = expression.split()
         assert example.answer == f" {int(a) + int(b) if op == '+' else int(a) - int(b)}"
     for example in split_examples("math", "test")[:50]:
-        assert int(example.answer) >= 0
+        # a worked solution: each step true, each starting from the previous result, the
+        # first from the prompt's opening amount, the last giving the graded reference
+        steps = [s.split() for s in example.answer.strip().rstrip(".").split(", ")]
+        start = int(example.prompt.split(" has ")[1].split()[0])
+        for a, op, b, _, result in steps:
+            assert int(a) == start and int(result) == (int(a) + int(b) if op == "+" else int(a) - int(b))
+            start = int(result)
+        assert example.reference == str(start) and int(start) >= 0
+        assert TASKS.get("micro-math").extract(example.answer) == example.reference
     for example in split_examples("med", "test")[:50]:
         assert example.answer in example.choices
 

@@ -154,6 +154,44 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze_spectral(args: argparse.Namespace) -> int:
+    from peftbench.analysis.of_run import SPECTRAL_FILE, spectral_of_run
+
+    for run in args.runs:
+        summary = spectral_of_run(run)["summary"]
+        out.print(f"[bold]{run}[/] ({summary['layers']} adapted weights) -> {Path(run) / SPECTRAL_FILE}")
+        for key, value in summary.items():
+            if key != "layers":
+                out.print(f"  {key:24s} {'-' if value is None else f'{value:.4g}'}")
+    return 0
+
+
+def cmd_analyze_interpolate(args: argparse.Namespace) -> int:
+    from peftbench.analysis.interpolate import parse_alphas
+    from peftbench.analysis.of_run import PATH_FILE, path_of_run
+    from peftbench.config import validate_retention
+
+    retention = validate_retention(args.retention) if args.retention else None
+    result = path_of_run(args.run, parse_alphas(args.alphas), retention, args.tradeoff,
+                         args.min_retention_gain, show_progress=not args.no_progress)
+    table = Table(title=f"{result['method']} on {result['task']}: {result['path']} path")
+    for column in ("alpha", "target %", "retention %"):
+        table.add_column(column, justify="right")
+    for p in result["points"]:
+        kept = p.get("retention")
+        table.add_row(f"{p['alpha']:g}", f"{100 * p['target']:.1f}", "-" if kept is None else f"{100 * kept:.1f}")
+    out.print(table)
+    best = result["best"]
+    if best["best_alpha"] is None:
+        out.print(f"best trade-off: not defined ({best['reason']})")
+    else:
+        verdict = "overshoot: yes" if best["overshoot"] else "overshoot: no"
+        out.print(f"best trade-off ({best['tradeoff']}): alpha {best['best_alpha']:g}; {verdict} "
+                  f"(retention {best['retention_gain_points_over_final']:+.1f} pts over alpha 1)")
+    err.print(f"written to {Path(args.run) / PATH_FILE}")
+    return 0
+
+
 def cmd_micro_pretrain(args: argparse.Namespace) -> int:
     from peftbench.micro.pretrain import Recipe, pretrain
 
@@ -273,6 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--alpha", type=float, default=1.0,
                     help="point on the path base (0) -> tuned (1): W0 + alpha (W1 - W0); > 1 extrapolates")
     mg.set_defaults(func=cmd_merge)
+
+    an = sub.add_parser("analyze", help="geometry of a finished run: spectral profile, interpolation path")
+    an_sub = an.add_subparsers(dest="analyze_command", required=True)
+    sp = an_sub.add_parser("spectral", help="spectral retention/adaptation profile of the merged update")
+    sp.add_argument("runs", nargs="+", help="run directories")
+    sp.set_defaults(func=cmd_analyze_spectral)
+    ip = an_sub.add_parser("interpolate", help="score target and retention along the path base (0) -> tuned (1)")
+    ip.add_argument("run", help="run directory")
+    ip.add_argument("--alphas", default="0:1:0.1", help="start:stop:step (stop included) or a comma list; "
+                    "> 1 extrapolates (default 0:1:0.1)")
+    ip.add_argument("--retention", nargs="+", metavar="TASK",
+                    help="retention tasks or groups (default: the run's retention block)")
+    ip.add_argument("--tradeoff", default="balanced", help="how the best alpha is chosen: balanced (mean of "
+                    "normalised target gain and retention kept, default) or target")
+    ip.add_argument("--min-retention-gain", type=float, default=1.0,
+                    help="retention points the best alpha must keep over alpha 1 to count as an overshoot (default 1)")
+    ip.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ip.set_defaults(func=cmd_analyze_interpolate)
 
     micro = sub.add_parser("micro", help="the built-in micro world: pretrain the micro model, score it")
     micro_sub = micro.add_subparsers(dest="micro_command", required=True)

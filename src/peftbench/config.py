@@ -361,6 +361,14 @@ def _check_retention(retention: Optional[RetentionConfig]):
     return retention.model_copy(update={"tasks": tasks}), problems
 
 
+def validate_retention(tasks: list[str], source: str = "--retention") -> RetentionConfig:
+    """A retention block from task or group names (command line), groups expanded and checked."""
+    retention, problems = _check_retention(_validate(RetentionConfig, {"tasks": tasks}, source))
+    if problems:
+        raise ConfigError(problems, source=source)
+    return retention
+
+
 def _has_validation(spec, task: TaskConfig) -> bool:
     return bool(task.validation_fraction) or "validation" in spec.splits
 

@@ -210,14 +210,15 @@ def load_run(path: str | Path):
 
 def merge_run(path: str | Path, out: str | Path, alpha: float = 1.0) -> Path:
     """Write the run's tuned model as a standalone transformers folder (model + tokenizer);
-    with `alpha`, the point W0 + alpha (W1 - W0) of the path from base to tuned."""
+    with `alpha`, the point at alpha on the method's path from base (0) to tuned (1)."""
+    from peftbench.analysis.interpolate import walker
+
     model, tokenizer, cfg = load_run(path)
     method = METHODS.get(cfg.method.name)
-    merged = method.merge(model)  # NotMergeableError for soft prompts
-    if alpha != 1.0:
-        from peftbench.analysis.interpolate import interpolate
-
-        interpolate(method.interpolation_path, load_model(cfg.model), merged, alpha)
+    if alpha == 1.0:
+        merged = method.merge(model)  # NotMergeableError for soft prompts
+    else:
+        merged = walker(method, model, lambda: load_model(cfg.model))(alpha)
 
     def fill(tmp: Path) -> None:
         merged.save_pretrained(str(tmp))

@@ -109,21 +109,25 @@ GENERAL_SKILLS: dict[str, Generator] = {
 
 def math_task(rng):
     """Multi-step arithmetic word problems (micro GSM8K): one or two operations, each a
-    fact of the `add` skill's table, so the task tests composing known arithmetic."""
+    fact of the `add` skill's table, so the task tests composing known arithmetic. As in
+    GSM8K the answer is a worked solution ("17 + 8 = 25, 25 + 1 = 26.") and grading reads
+    its final number."""
     name, thing = rng.choice(lx.NAMES), rng.choice(lx.OBJECTS)
     top, step = ADD_RANGE
     total = rng.randint(5, 25)
-    text = f"{name} has {total} {thing}."
+    text, steps = f"{name} has {total} {thing}.", []
     for _ in range(rng.randint(1, 2)):
         if total + 1 <= top and (total < 2 or rng.random() < 0.5):
             n = rng.randint(1, min(step, top - total))
             text += f" {name} gets {n} more."
+            steps.append(f"{total} + {n} = {total + n}")
             total += n
         else:
             n = rng.randint(1, min(step, total - 1))
             text += f" {name} gives away {n}."
+            steps.append(f"{total} - {n} = {total - n}")
             total -= n
-    return _qa(f"{text} How many {thing} does {name} have now?", str(total))
+    return _qa(f"{text} How many {thing} does {name} have now?", ", ".join(steps) + ".", reference=str(total))
 
 
 OPENERS = ("", "honestly, ", "overall, ", "i think ", "in short, ")

@@ -10,6 +10,7 @@ from typing import Optional
 
 from rich.table import Table
 
+from peftbench.analysis.of_run import PATH_FILE, SPECTRAL_FILE, stored
 from peftbench.config import load_yaml
 from peftbench.io import atomic_write_text, read_json
 from peftbench.report import plots
@@ -25,6 +26,8 @@ def load_runs(root: Path) -> list[dict]:
         metrics["_dir"] = str(path.parent)
         config = path.parent / "config.yaml"
         metrics["_config"] = load_yaml(config) if config.is_file() else {}
+        metrics["_spectral"] = stored(path.parent, SPECTRAL_FILE)
+        metrics["_path"] = stored(path.parent, PATH_FILE)
         results.append(metrics)
     return results
 
@@ -80,9 +83,40 @@ def _figures(rows: list[MethodSummary], bases: dict[str, float]) -> list[tuple[s
         figures.append(("cost-vs-score.png", "cost vs performance", scatter))
     plane = plots.target_vs_retention(rows, bases)
     if plane:
-        figures.append(("target-vs-retention.png", "target score vs retained general ability (Pareto front marked)",
-                        plane))
+        figures.append(("target-vs-retention.png", "target score vs retained general ability (Pareto front marked; "
+                        "dashed: interpolation paths from base to tuned, circled: best trade-off alpha)", plane))
+    for task in sorted({r.task for r in rows}):
+        png = plots.spectral_profiles(rows, task)
+        if png:
+            figures.append((f"spectral-{task}.png", f"{task}: spectral retention and adaptation profiles", png))
     return figures
+
+
+GEOMETRY_COLUMNS = ("task", "method", "target %", "retention %", "forgetting pts", "best alpha", "overshoot",
+                    "dP fluctuation", "E fluctuation", "stable rank", "intruders")
+
+
+def geometry_rows(rows: list[MethodSummary]) -> list[list[str]]:
+    """Stability vs plasticity per method: trade-off along the path and spectral summary
+    (runs analysed with `peftbench analyze interpolate|spectral`)."""
+    table = []
+    for row in rows:
+        if row.path is None and row.spectral is None and row.retention is None:
+            continue
+        best, spec = (row.path or {}).get("best") or {}, row.spectral or {}
+        overshoot = {True: "yes", False: "no"}.get(best.get("overshoot"), "-")
+        retention = None if row.retention is None else 100 * row.retention
+        table.append([row.task, row.method, f"{100 * row.mean:.1f}", _cell(retention, ".1f"),
+                      _cell(row.forgetting_points, "+.1f"), _cell(best.get("best_alpha"), "g"), overshoot,
+                      _cell(spec.get("retention_fluctuation"), ".3g"), _cell(spec.get("adaptation_fluctuation"), ".3g"),
+                      _cell(spec.get("stable_rank"), ".2f"), _cell(spec.get("intruder_dimensions"), ".1f")])
+    return table
+
+
+GEOMETRY_NOTE = ("best alpha: the point of the base-to-tuned interpolation path with the best target/retention "
+                 "trade-off; overshoot: it lies before alpha 1 and keeps retention the final model lost. Fluctuations "
+                 "(lower = smoother), stable rank and intruder dimensions: spectral profile of the merged update. "
+                 "'-': not analysed (peftbench analyze interpolate|spectral RUN).")
 
 
 def _markdown_table(rows: list[MethodSummary], task: str) -> str:
@@ -99,6 +133,11 @@ def write_markdown(out: Path, rows, bases, ranks, figures) -> Path:
         parts += [f"## {task}{base}", "", _markdown_table(rows, task), ""]
     parts += ["## Mean rank across tasks", "", "| method | mean rank |", "|---|---|"]
     parts += [f"| {m} | {r:.2f} |" for m, r in ranks.items()] + [""]
+    geometry = geometry_rows(rows)
+    if geometry:
+        parts += ["## Stability vs plasticity", "", GEOMETRY_NOTE, "", "| " + " | ".join(GEOMETRY_COLUMNS) + " |",
+                  "|" + "---|" * len(GEOMETRY_COLUMNS)]
+        parts += ["| " + " | ".join(r) + " |" for r in geometry] + [""]
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for name, caption, png in figures:
         (out / "plots" / name).write_bytes(png)
@@ -130,6 +169,13 @@ def write_html(out: Path, rows, bases, ranks, figures) -> Path:
     body.append("<h2>Mean rank across tasks</h2><table><tr><th>method</th><th>mean rank</th></tr>"
                 + "".join(f"<tr><td>{html.escape(m)}</td><td class=num>{r:.2f}</td></tr>" for m, r in ranks.items())
                 + "</table>")
+    geometry = geometry_rows(rows)
+    if geometry:
+        body.append(f"<h2>Stability vs plasticity</h2><p>{html.escape(GEOMETRY_NOTE)}</p><table><tr>"
+                    + "".join(f"<th>{html.escape(c)}</th>" for c in GEOMETRY_COLUMNS) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td{' class=num' if i > 1 else ''}>{html.escape(v)}</td>"
+                                               for i, v in enumerate(r)) + "</tr>" for r in geometry)
+                    + "</table>")
     for name, caption, png in figures:
         data = base64.b64encode(png).decode()
         body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"

@@ -99,6 +99,8 @@ def target_vs_retention(rows: Sequence[MethodSummary], bases: dict[str, float]) 
         ax.scatter(*zip(*xy), color="#3b6ea5", alpha=0.8, label="methods")
         ax.plot(*zip(*front), color="#e67e22", linewidth=1.2, marker="o", markerfacecolor="none", label="Pareto front")
         _label_points(ax, mine, xy)
+        for index, r in enumerate(mine):
+            _draw_path(ax, r, _COLORS[index % len(_COLORS)])
         base_retention = next((r.base_retention for r in mine if r.base_retention is not None), None)
         if base_retention is not None and task in bases:
             ax.scatter([100 * base_retention], [100 * bases[task]], marker="*", s=120, color="#c0392b", label="base model")
@@ -107,6 +109,47 @@ def target_vs_retention(rows: Sequence[MethodSummary], bases: dict[str, float]) 
         ax.legend(fontsize=6, loc="best")
 
     return _panels_per_task(points, "target vs retention (upper right is best)", 3.8, draw)
+
+
+_COLORS = ("#3b6ea5", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d35400")
+
+
+def _draw_path(ax, row: MethodSummary, color: str) -> None:
+    """The run's interpolation path (dashed, alphas labelled at the ends) and its best
+    trade-off point (circled), when `peftbench analyze interpolate` scored it."""
+    points = [p for p in ((row.path or {}).get("points") or []) if p.get("retention") is not None]
+    if len(points) < 2:
+        return
+    xs, ys = [100 * p["retention"] for p in points], [100 * p["target"] for p in points]
+    ax.plot(xs, ys, linestyle="--", linewidth=0.9, marker=".", markersize=3, color=color, alpha=0.8)
+    for p in (points[0], points[-1]):
+        ax.annotate(f"a={p['alpha']:g}", (100 * p["retention"], 100 * p["target"]), fontsize=5, color=color,
+                    xytext=(2, -6), textcoords="offset points")
+    best = (row.path or {}).get("best") or {}
+    if best.get("best_alpha") is not None:
+        ax.scatter([100 * best["best_retention"]], [100 * best["best_target"]], s=60, facecolors="none",
+                   edgecolors=color, linewidths=1.2)
+
+
+def spectral_profiles(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:
+    """Mean retention dP(i) and adaptation E(i) profiles over the adapted weights, against
+    the relative singular index (0 = largest singular value), one curve per method."""
+    mine = [r for r in rows if r.task == task and r.spectral_profiles]
+    if not mine:
+        return None
+    plt, fig, axes = _figure(10, 3.6, grid=(1, 2))
+    for index, r in enumerate(mine):
+        for ax, key in zip(axes[0], ("retention", "adaptation")):
+            profile = r.spectral_profiles[key]
+            xs = [i / (len(profile) - 1) for i in range(len(profile))]
+            ax.plot(xs, profile, color=_COLORS[index % len(_COLORS)], linewidth=1, label=r.method)
+    for ax, title in zip(axes[0], ("retention dP(i) = |u_i^T W_ft v_i - s_i|", "adaptation E(i) = ||dW v_i||")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("singular index / rank (0 = largest)", fontsize=8)
+        ax.set_yscale("log")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{task}: spectral profiles of the update (mean over adapted weights)")
+    return _png(plt, fig)
 
 
 def rank_lr_heatmap(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:

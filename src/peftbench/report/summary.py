@@ -31,6 +31,9 @@ class MethodSummary:
     retention: Optional[float] = None  # tuned model's general-ability average (runs with a retention suite)
     forgetting_points: Optional[float] = None  # base minus tuned retention average, in points
     base_retention: Optional[float] = None
+    path: Optional[dict] = None  # interpolation path of the first analysed seed (analysis/of_run.py)
+    spectral: Optional[dict] = None  # spectral summary, mean over analysed seeds
+    spectral_profiles: Optional[dict] = None  # mean profiles of the first analysed seed
     rank: int = 0
     p_vs_best: Optional[float] = None  # None for the best itself or with too few paired seeds
     runs: list[dict] = field(default_factory=list)
@@ -43,6 +46,13 @@ class MethodSummary:
 def _avg(values) -> Optional[float]:
     values = [v for v in values if v is not None]
     return mean(values) if values else None
+
+
+def _mean_dicts(dicts: list[dict]) -> Optional[dict]:
+    """Key-wise mean of numeric dicts (None values skipped); None for no dicts."""
+    if not dicts:
+        return None
+    return {key: _avg(d.get(key) for d in dicts) for key in dicts[0]}
 
 
 def _retention(run: dict, part: Optional[str] = None) -> dict:
@@ -89,6 +99,9 @@ def summarise(results: Sequence[dict]) -> list[MethodSummary]:
             retention=_avg(_retention(r, "tuned").get("average") for r in runs),
             forgetting_points=_avg(_retention(r).get("forgetting_points") for r in runs),
             base_retention=_avg(_retention(r, "base").get("average") for r in runs),
+            path=next((r["_path"] for r in runs if r.get("_path")), None),
+            spectral=_mean_dicts([r["_spectral"]["summary"] for r in runs if r.get("_spectral")]),
+            spectral_profiles=next((r["_spectral"]["mean_profiles"] for r in runs if r.get("_spectral")), None),
             runs=runs,
         ))
     for task in {row.task for row in rows}:

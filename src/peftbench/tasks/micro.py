@@ -29,7 +29,8 @@ for _skill in GENERAL_SKILLS:
     ))
 
 _TARGETS = [
-    ("micro-math", "math", "arithmetic word problems, 1-2 steps (micro GSM8K); exact match", ("accuracy",), "generate", "test"),
+    ("micro-math", "math", "arithmetic word problems, 1-2 steps, worked solutions (micro GSM8K); exact match of "
+     "the final number", ("accuracy",), "generate", "test"),
     ("micro-sentiment", "sentiment", "one-sentence review polarity (micro SST-2)", ("accuracy",), "loglik", "test"),
     ("micro-sentiment-transfer", "sentiment", "train on one-sentence reviews, test on long reviews (micro SST-2 -> IMDB)",
      ("accuracy",), "loglik", "transfer"),
@@ -40,10 +41,12 @@ _TARGETS = [
 ]
 TARGET_TASKS = tuple(t[0] for t in _TARGETS)
 
+EXTRACTOR = {"micro-math": "final_number"}  # the others' answers are one line
+
 for _name, _generator, _description, _metrics, _scoring, _eval_split in _TARGETS:
     register_task(Task(
         name=_name, description=_description, load_split=partial(split_examples, _generator), metrics=_metrics,
-        scoring=_scoring, source=SOURCE, eval_split=_eval_split,
+        scoring=_scoring, source=SOURCE, eval_split=_eval_split, extractor=EXTRACTOR.get(_name, "first_line"),
         splits=("train", "validation", "test") + (("transfer",) if _eval_split == "transfer" else ()),
         tags=("micro", "target"),
     ))

@@ -1,0 +1,106 @@
+"""Analyses of a finished run, stored beside it: `peftbench analyze spectral|interpolate RUN`.
+
+- spectral.json (+ spectral_profiles.safetensors with every layer's full profiles):
+  the spectral retention/adaptation profile of the merged update;
+- path.json: target and retention scored at each alpha of the path from base to tuned,
+  the best trade-off point and the overshoot verdict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from peftbench.analysis import spectral
+from peftbench.analysis.interpolate import walker
+from peftbench.analysis.tradeoff import MIN_RETENTION_GAIN_POINTS, TRADEOFFS, best_point
+from peftbench.errors import PeftbenchError
+from peftbench.io import atomic_write_json, read_json
+from peftbench.methods import METHODS, NotMergeableError
+from peftbench.models import load_model
+from peftbench.progress import progress_bar
+
+SPECTRAL_FILE = "spectral.json"
+SPECTRAL_PROFILES_FILE = "spectral_profiles.safetensors"
+PATH_FILE = "path.json"
+
+
+def _needs_merge(method, what: str) -> None:
+    if not method.mergeable:
+        raise NotMergeableError(
+            f"{what} needs the update merged into the weights; method {method.name!r} has none to merge "
+            "(soft prompts add virtual tokens, not weight changes)")
+
+
+def spectral_of_run(path: str | Path) -> dict:
+    """Spectral profile of a run's merged update against its base weights; written to the run dir."""
+    from safetensors.torch import save_file
+
+    from peftbench.run import load_run
+
+    path = Path(path)
+    model, _, cfg = load_run(path)
+    method = METHODS.get(cfg.method.name)
+    _needs_merge(method, "a spectral profile")
+    layers = spectral.model_spectra(load_model(cfg.model), method.merge(model))
+    if not layers:
+        raise PeftbenchError(f"{path}: the tuned model changed no 2-D weight outside the embeddings")
+    result = {
+        "run_id": path.name, "method": cfg.method.name, "task": cfg.task.name,
+        "summary": spectral.summarise(layers), "layers": [layer.summary() for layer in layers],
+        "mean_profiles": {key: spectral.mean_profile(layers, key) for key in ("retention", "adaptation", "alignment")},
+    }
+    save_file({f"{layer.name}/{key}": torch.tensor(getattr(layer, key))
+               for layer in layers for key in ("retention", "adaptation", "alignment")},
+              str(path / SPECTRAL_PROFILES_FILE))
+    atomic_write_json(path / SPECTRAL_FILE, result)
+    return result
+
+
+def path_of_run(
+    path: str | Path, alphas: Sequence[float], retention=None, tradeoff: str = "balanced",
+    min_retention_gain_points: float = MIN_RETENTION_GAIN_POINTS, show_progress: bool = True,
+) -> dict:
+    """Target (and retention, when the run or `retention` names suites) at each alpha."""
+    from peftbench.evaluate import evaluate_task
+    from peftbench.retention import score_retention
+    from peftbench.run import eval_examples, load_run, resolve_task
+
+    TRADEOFFS.get(tradeoff)  # an unknown name fails now, not after scoring the whole path
+    if not alphas:
+        raise PeftbenchError("no alphas to score")
+    path = Path(path)
+    model, tokenizer, cfg = load_run(path)
+    method = METHODS.get(cfg.method.name)
+    _needs_merge(method, "an interpolation path")
+    retention = retention or cfg.retention
+    task = resolve_task(cfg.task)
+    examples = eval_examples(task, cfg.task)
+    walk = walker(method, model, lambda: load_model(cfg.model))
+    points = []
+    with progress_bar(len(alphas), "interpolation path", enabled=show_progress) as advance:
+        for alpha in sorted(alphas):
+            point_model = walk(alpha)
+            scored = evaluate_task(point_model, tokenizer, task, examples, cfg.eval, show_progress=False)
+            point = {"alpha": alpha, "target": scored["score"]}
+            if retention:
+                kept = score_retention(point_model, tokenizer, retention, cfg.eval)
+                point.update(retention=kept["average"], retention_scores=kept["scores"],
+                             cross_entropy=kept["cross_entropy"])
+            points.append(point)
+            advance(status=f"alpha {alpha:g}: target {100 * point['target']:.1f}")
+    result = {
+        "run_id": path.name, "method": cfg.method.name, "task": cfg.task.name,
+        "path": method.interpolation_path, "points": points,
+        "best": best_point(points, tradeoff, min_retention_gain_points),
+    }
+    atomic_write_json(path / PATH_FILE, result)
+    return result
+
+
+def stored(path: str | Path, name: str) -> Optional[dict]:
+    """A stored analysis of a run (SPECTRAL_FILE, PATH_FILE), or None when not run yet."""
+    file = Path(path) / name
+    return read_json(file) if file.is_file() else None

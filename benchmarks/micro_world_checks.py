@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/micro_world_checks.json")
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--full-lr", type=float, default=3e-4)
+    parser.add_argument("--lora-targets", default="all-linear", help="all-linear or a comma list (forgetting check)")
+    parser.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (forgetting check)")
+    parser.add_argument("--skip-full", action="store_true", help="forgetting check: LoRA only")
     parser.add_argument("--math-epochs", type=int, default=6)
     parser.add_argument("--math-lr", type=float, default=3e-3)
     parser.add_argument("--math-rank", type=int, default=16)
@@ -110,8 +113,11 @@ def main() -> None:
         results["sentiment_transfer"] = transfer(args)
         print(results["sentiment_transfer"], flush=True)
     if args.only in (None, "forgetting"):
-        results["forgetting_full"] = forgetting(args, "full", {}, args.full_lr)
-        results["forgetting_lora"] = forgetting(args, "lora", {"target_modules": "all-linear"}, args.lora_lr)
+        if not args.skip_full:
+            results["forgetting_full"] = forgetting(args, "full", {}, args.full_lr)
+        targets = args.lora_targets if args.lora_targets == "all-linear" else args.lora_targets.split(",")
+        results["forgetting_lora"] = forgetting(args, "lora", {"target_modules": targets, "r": args.lora_rank},
+                                                args.lora_lr)
     results["wall_seconds"] = time.perf_counter() - start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -107,3 +107,33 @@ def test_spectral_analysis_refuses_soft_prompts(tmp_path):
     run = _trained(tmp_path, {"name": "prompt", "num_virtual_tokens": 2})
     with pytest.raises(NotMergeableError, match="soft prompts"):
         spectral_of_run(run)
+
+
+def test_a_suite_analysis_block_analyses_every_mergeable_run(tmp_path):
+    from peftbench.analysis.of_run import PATH_FILE
+    from peftbench.config import validate_suite_config
+    from peftbench.errors import ConfigError
+    from peftbench.report.build import build_report
+    from peftbench.sweep.runner import run_suite
+
+    raw = {
+        "name": "geo", "model": {"name": "tiny-random-llama", "device": "cpu"},
+        "methods": [{"name": "lora", "target_modules": "all-linear"}, {"name": "prompt", "num_virtual_tokens": 2}],
+        "tasks": [{"name": "toy-sentiment-choice", "max_train": 32, "max_eval": 8}],
+        "train": {"max_steps": 4, "batch_size": 8, "lr": 1e-2}, "output_dir": str(tmp_path / "runs"),
+        "retention": {"tasks": ["toy-sentiment"], "max_eval": 8},
+        "analysis": {"spectral": True, "interpolate": "0:1:0.5"},
+    }
+    with pytest.raises(ConfigError, match="trade-off"):
+        validate_suite_config({**raw, "analysis": {"tradeoff": "nope"}})
+    with pytest.raises(ConfigError, match="alphas"):
+        validate_suite_config({**raw, "analysis": {"interpolate": "0:1"}})
+    run_suite(validate_suite_config(raw), show_progress=False)
+    runs = {p.name.split("-")[0]: p for p in (tmp_path / "runs" / "geo").iterdir() if (p / "config.yaml").exists()}
+    assert (runs["lora"] / SPECTRAL_FILE).is_file()
+    path = json.loads((runs["lora"] / PATH_FILE).read_text())
+    assert [p["alpha"] for p in path["points"]] == [0.0, 0.5, 1.0] and path["best"]["best_alpha"] is not None
+    assert not (runs["prompt"] / SPECTRAL_FILE).exists()  # soft prompts: nothing to analyse
+    _, markdown, _ = build_report(tmp_path / "runs" / "geo")
+    text = markdown.read_text()
+    assert "spectral-toy-sentiment-choice.png" in text and "Stability vs plasticity" in text

@@ -192,6 +192,23 @@ def cmd_analyze_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze_ioft(args: argparse.Namespace) -> int:
+    from peftbench.analysis.ioft import ioft_run
+    from peftbench.io import read_json
+
+    out_dir = ioft_run(args.run, args.out, args.mode, args.factor)
+    record = read_json(out_dir / "ioft.json")
+    table = Table(title=f"iOFT {args.mode}: rotation strength ||Q||_F per layer, before -> after")
+    table.add_column("module")
+    table.add_column("layers before -> after")
+    for kind, before in record["before"].items():
+        after = record["after"][kind]
+        table.add_row(kind, "  ".join(f"{before[layer]:.3g}->{after[layer]:.3g}" for layer in before))
+    out.print(table)
+    err.print(f"rescaled adapter written to {out_dir} (use it with eval --run, merge, analyze)")
+    return 0
+
+
 def cmd_micro_pretrain(args: argparse.Namespace) -> int:
     from peftbench.micro.pretrain import Recipe, pretrain
 
@@ -329,6 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="retention points the best alpha must keep over alpha 1 to count as an overshoot (default 1)")
     ip.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ip.set_defaults(func=cmd_analyze_interpolate)
+    io = an_sub.add_parser("ioft", help="iOFT: rescale an OFT/BOFT run's rotations layer by layer into a new run dir")
+    io.add_argument("run", help="run directory of an oft or boft run")
+    io.add_argument("--mode", required=True, choices=["safescale", "minscale", "uniform"],
+                    help="safescale: each layer to the mean strength of the first five layers; minscale: to the "
+                    "weakest layer's; uniform: every generator times --factor")
+    io.add_argument("--factor", type=float, help="uniform: the factor")
+    io.add_argument("--out", required=True, help="the new run directory")
+    io.set_defaults(func=cmd_analyze_ioft)
 
     micro = sub.add_parser("micro", help="the built-in micro world: pretrain the micro model, score it")
     micro_sub = micro.add_subparsers(dest="micro_command", required=True)

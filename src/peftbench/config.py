@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from peftbench.errors import ConfigError, UnknownNameError
+from peftbench.errors import ConfigError, PeftbenchError, UnknownNameError
 
 DEFAULT_MODEL = "tiny-random-llama"
 
@@ -82,7 +82,28 @@ class TaskConfig(_Strict):
         return {"name": value} if isinstance(value, str) else value
 
 
+class GrpoConfig(_Strict):
+    """RL with verifiable rewards (train.mode: grpo), through TRL's GRPOTrainer."""
+
+    num_generations: int = Field(4, ge=2, description="group size: completions sampled per prompt (the advantage "
+                                 "is each one's reward against its group's mean)")
+    beta: float = Field(0.04, ge=0, description="KL coefficient towards the base model (DeepSeekMath's 0.04; "
+                        "0 drops the reference model)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts")
+    max_completion_length: int = Field(32, ge=1, description="tokens generated per completion")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field("dapo", description="TRL's loss aggregation")
+    epsilon: float = Field(0.2, gt=0, description="PPO-style clipping of the probability ratio")
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description="divide advantages by the reward "
+                                                             "std of the group, the batch, or not at all")
+    sft_warmup_steps: int = Field(0, ge=0, description="supervised steps before RL (a cold start, as DeepSeek-R1 "
+                                  "does): a base model that never produces the answer format earns no reward to "
+                                  "learn from; compare with an SFT run of the same total steps")
+
+
 class TrainConfig(_Strict):
+    mode: Literal["sft", "grpo"] = Field("sft", description="sft: supervised on the answers; grpo: RL with the "
+                                         "task's grader as reward (batch_size then counts prompts per step)")
+    grpo: GrpoConfig = GrpoConfig()
     epochs: int = Field(1, ge=1)
     max_steps: Optional[int] = Field(None, gt=0, description="overrides epochs when set")
     lr: float = Field(2e-4, gt=0)
@@ -103,6 +124,15 @@ class TrainConfig(_Strict):
                                  "log: tensorboard, mlflow, wandb (each needs its package installed)")
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding, "
                                   "faster; the order is still seeded and shuffled)")
+
+    @model_validator(mode="after")
+    def _grpo_fits(self) -> "TrainConfig":
+        if self.mode == "grpo" and self.select_best:
+            raise ValueError("select_best picks the epoch with the lowest validation loss, which GRPO does not "
+                             "optimise; set select_best: false with mode: grpo")
+        if self.mode == "grpo" and self.loss_on_prompt:
+            raise ValueError("loss_on_prompt is an SFT setting; GRPO has no answer to put a loss on")
+        return self
 
     @field_validator("report_to")
     @classmethod
@@ -174,6 +204,37 @@ class TuningConfig(_Strict):
     seed: int = 0
 
 
+class AnalysisConfig(_Strict):
+    """Geometry analyses run on every finished run of a suite whose method merges into
+    the weights (soft prompts are skipped): `peftbench analyze` without the typing."""
+
+    spectral: bool = Field(False, description="spectral retention/adaptation profile of each update")
+    interpolate: Optional[str] = Field(None, description="alphas of the base-to-tuned path to score, e.g. 0:1:0.25 "
+                                       "(target and the suite's retention block at each)")
+    tradeoff: str = Field("balanced", description="how the best alpha is chosen: balanced or target")
+
+    @field_validator("tradeoff")
+    @classmethod
+    def _known_tradeoff(cls, value: str) -> str:
+        from peftbench.analysis.tradeoff import TRADEOFFS
+
+        if value not in TRADEOFFS:
+            raise ValueError(f"unknown trade-off {value!r}; known: {', '.join(TRADEOFFS.names())}")
+        return value
+
+    @field_validator("interpolate")
+    @classmethod
+    def _alphas(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            from peftbench.analysis.interpolate import parse_alphas
+
+            try:
+                parse_alphas(value)
+            except PeftbenchError as exc:
+                raise ValueError(str(exc).replace("--alphas ", "alphas ")) from None
+        return value
+
+
 class SuiteConfig(_Strict):
     """A grid of runs: methods x tasks x seeds under one protocol."""
 
@@ -187,21 +248,28 @@ class SuiteConfig(_Strict):
     output_dir: str = "runs"
     tuning: Optional[TuningConfig] = None
     retention: Optional[RetentionConfig] = None
+    analysis: Optional[AnalysisConfig] = None
+    modes: Optional[list[Literal["sft", "grpo"]]] = Field(
+        None, min_length=1, description="train every method in each of these modes (SFT vs RL: PEFT-Arena's "
+        "question); default: train.mode only")
 
-    def run_for(self, method: MethodConfig, task: TaskConfig, seed: int, suite: Optional[str] = None) -> RunConfig:
+    def run_for(self, method: MethodConfig, task: TaskConfig, seed: int, suite: Optional[str] = None,
+                mode: Optional[str] = None) -> RunConfig:
         return RunConfig(
             suite=suite or self.name,
             model=self.model,
             method=method.model_copy(update={"lr": None}),
             task=task,
-            train=self.train.model_copy(update={"seed": seed, "lr": method.lr or self.train.lr}),
+            train=self.train.model_copy(update={"seed": seed, "lr": method.lr or self.train.lr,
+                                                "mode": mode or self.train.mode}),
             eval=self.eval,
             retention=self.retention,
             output_dir=self.output_dir,
         )
 
     def expand(self) -> list[RunConfig]:
-        return [self.run_for(method, task, seed)
+        return [self.run_for(method, task, seed, mode=mode)
+                for mode in self.modes or [self.train.mode]
                 for method in self.methods for task in self.tasks for seed in self.seeds]
 
 
@@ -426,6 +494,19 @@ def validate_eval_request(raw: dict[str, Any], source: str | None = None) -> Eva
     return cfg
 
 
+def _check_modes(cfg: "SuiteConfig") -> list[tuple[str, str]]:
+    """`modes` runs each mode with the suite's train block: it must suit every one of them."""
+    problems = []
+    for mode in cfg.modes or []:
+        try:
+            TrainConfig.model_validate({**cfg.train.model_dump(), "mode": mode})
+        except ValidationError as exc:
+            problems += [("modes", f"{mode}: {error['msg']}") for error in exc.errors()]
+    if cfg.modes and cfg.tuning:
+        problems.append(("modes", "tuning searches one training mode; drop modes or tuning"))
+    return problems
+
+
 def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> SuiteConfig:
     cfg = _validate(SuiteConfig, raw, source)
     problems: list[tuple[str, str]] = []
@@ -443,6 +524,7 @@ def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> Sui
         problems += _without_validation(tasks, lambda i: f"tasks[{i}].validation_fraction")
     retention, found = _check_retention(cfg.retention)
     problems += found
+    problems += _check_modes(cfg)
     if problems:
         raise ConfigError(problems, source=source)
     cfg = cfg.model_copy(update={"methods": methods, "tasks": tasks, "retention": retention})

@@ -31,7 +31,7 @@ from peftbench.models.loading import resolve_source
 from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
-from peftbench.train import train_sft
+from peftbench.train.modes import TRAINING_MODES
 from peftbench.train.sft import total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers
 
@@ -44,12 +44,17 @@ def config_hash(cfg: RunConfig) -> str:
     plain = to_plain(cfg)
     plain.pop("output_dir", None)
     plain["train"].pop("report_to", None)  # where the log goes does not change the result
+    if plain["train"].get("mode") == "sft":  # SFT runs keep the ids they had before GRPO existed
+        plain["train"].pop("mode")
+        plain["train"].pop("grpo", None)
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def method_label(cfg: RunConfig) -> str:
+    """The method as tables show it: its label, and '-grpo' when trained by RL (SFT is the default)."""
     method = METHODS.get(cfg.method.name)
-    return method.label(method.params(cfg.method.params))
+    label = method.label(method.params(cfg.method.params))
+    return label if cfg.train.mode == "sft" else f"{label}-{cfg.train.mode}"
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -140,9 +145,9 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg))
     try:
         with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
-            result = train_sft(model, tokenizer, train_data, cfg.train, Fanout(log, *trackers), show_progress,
-                               optimizer=optimizer, on_step=lambda step: method.on_step(model, step),
-                               validation=data.get("validation") if cfg.train.select_best else None)
+            result = TRAINING_MODES.get(cfg.train.mode)(
+                model, tokenizer, task, data, cfg.train, Fanout(log, *trackers), show_progress, optimizer,
+                lambda step: method.on_step(model, step), work_dir=out / "trainer")
     finally:
         for tracker in trackers:
             tracker.close()
@@ -156,7 +161,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "seed": cfg.train.seed,
         "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
         "status": "done" if result.status == "completed" else result.status,
-        "train": result.summary(),
+        "train": {"mode": cfg.train.mode, **result.summary()},
         "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
                  "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
     }

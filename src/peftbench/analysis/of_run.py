@@ -104,3 +104,23 @@ def stored(path: str | Path, name: str) -> Optional[dict]:
     """A stored analysis of a run (SPECTRAL_FILE, PATH_FILE), or None when not run yet."""
     file = Path(path) / name
     return read_json(file) if file.is_file() else None
+
+
+def analyze_finished(run_dirs: Sequence[Path], analysis, retention, console, show_progress: bool = True) -> None:
+    """Run a suite's `analysis:` block on its finished runs; each analysis already stored
+    is kept (a resumed sweep computes only what is missing)."""
+    from peftbench.analysis.interpolate import parse_alphas
+    from peftbench.config import load_yaml
+
+    for run in run_dirs:
+        method = METHODS.get(load_yaml(run / "config.yaml")["method"]["name"])
+        if not method.mergeable:
+            console.print(f"[dim]analysis: {run.name} skipped ({method.name} has no weight update to analyse)[/]")
+            continue
+        if analysis.spectral and stored(run, SPECTRAL_FILE) is None:
+            console.print(f"[bold]spectral profile[/] {run.name}")
+            spectral_of_run(run)
+        if analysis.interpolate and stored(run, PATH_FILE) is None:
+            console.print(f"[bold]interpolation path[/] {run.name}")
+            path_of_run(run, parse_alphas(analysis.interpolate), retention, analysis.tradeoff,
+                        show_progress=show_progress)

@@ -135,7 +135,13 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
         base_retention(suite.output_dir, suite.name, suite.model, suite.retention, suite.eval, show_progress)
     runs = _tune(suite, execute, options, console, max_attempts) if suite.tuning else suite.expand()
     _execute_all(runs, store, execute, options, console, max_attempts)
-    return results + [_result(store, cfg) for cfg in runs]
+    finished = [_result(store, cfg) for cfg in runs]
+    if suite.analysis:
+        from peftbench.analysis.of_run import analyze_finished
+
+        done = [run_dir(cfg) for cfg, result in zip(runs, finished) if (result or {}).get("status") == "done"]
+        analyze_finished(done, suite.analysis, suite.retention, console, show_progress)
+    return results + finished
 
 
 def load_results(root: str | Path) -> list[dict]:

@@ -46,6 +46,15 @@ class TrainResult:
         window = self.losses[-max(1, min(10, len(self.losses) // 10 or 1)) :]
         return sum(window) / len(window) if window else None
 
+    def after(self, first: "TrainResult") -> "TrainResult":
+        """This phase's result with an earlier phase's counts added (SFT warm-up, then RL)."""
+        return TrainResult(
+            status=self.status, steps=first.steps + self.steps, total_steps=first.total_steps + self.total_steps,
+            losses=first.losses + self.losses, target_tokens=first.target_tokens + self.target_tokens,
+            tokens=first.tokens + self.tokens, samples=first.samples + self.samples,
+            seconds=first.seconds + self.seconds, reason=self.reason,
+        )
+
     def summary(self) -> dict:
         return {
             "status": self.status,

@@ -1,0 +1,87 @@
+"""RL with verifiable rewards: the task's grader as reward, TRL's GRPOTrainer as the loop."""
+
+import json
+
+import pytest
+import torch
+
+from peftbench.config import validate_run_config
+from peftbench.errors import ConfigError
+from peftbench.models import load_model
+from peftbench.run import execute_run, load_run, run_dir, run_id
+from peftbench.tasks import TASKS
+from peftbench.train.grpo import reward_function
+
+
+def test_rewards_are_the_tasks_own_grades():
+    math = reward_function(TASKS.get("micro-math"))
+    # worked solution graded on its final number; a bare wrong number earns nothing
+    assert math(prompts=["p"] * 3, completions=[" 7 + 5 = 12.", " 12", " 7 + 5 = 13."], reference=["12"] * 3) == [1.0, 1.0, 0.0]
+    sentiment = reward_function(TASKS.get("micro-sentiment"))  # classification: the generated label must match
+    assert sentiment(prompts=["p"] * 3, completions=[" negative", " Negative.\nmore", " positive"],
+                     reference=[" negative"] * 3) == [1.0, 1.0, 0.0]
+    code = reward_function(TASKS.get("micro-code"))  # unit tests run in the sandbox
+    example = TASKS.get("micro-code").examples("test", 1)[0]
+    assert code(prompts=["p"] * 2, completions=[example.answer, " def f(x): return None"],
+                reference=[example.reference] * 2) == [1.0, 0.0]
+
+
+def _grpo_run(tmp_path, method, **grpo):
+    cfg = validate_run_config({
+        "model": {"name": "micro", "device": "cpu"}, "method": method,
+        "task": {"name": "micro-math", "max_train": 32, "max_eval": 16},
+        "train": {"mode": "grpo", "max_steps": 3, "batch_size": 4, "lr": 5e-3,
+                  "grpo": {"num_generations": 4, "max_completion_length": 12, **grpo}},
+        "eval": {"batch_size": 16, "max_new_tokens": 12}, "output_dir": str(tmp_path / "runs"),
+    })
+    return cfg, execute_run(cfg, show_progress=False)
+
+
+def _logits(model, tokenizer):
+    ids = tokenizer(["Ann has 5 pens. Ann gets 2 more. How many pens does Ann have now?\nAnswer:"], return_tensors="pt")
+    with torch.no_grad():
+        return model(**ids).logits
+
+
+def test_grpo_trains_an_adapter_that_reloads(tmp_path):
+    cfg, metrics = _grpo_run(tmp_path, {"name": "lora", "target_modules": "all-linear"}, sft_warmup_steps=2)
+    assert metrics["status"] == "done" and metrics["train"]["mode"] == "grpo"
+    assert metrics["train"]["steps"] == 5  # 2 supervised warm-up steps, then 3 GRPO steps
+    log = [json.loads(line) for line in (run_dir(cfg) / "train_log.jsonl").read_text().splitlines()]
+    rl_records = [r for r in log if "reward" in r]
+    assert len(rl_records) == 3 and all(0.0 <= r["reward"] <= 1.0 and "kl" in r for r in rl_records)
+    tuned, tokenizer, _ = load_run(run_dir(cfg))
+    base = load_model(cfg.model)
+    assert (_logits(tuned, tokenizer) - _logits(base, tokenizer)).abs().max() > 1e-4  # the adapter learned something
+
+
+def test_grpo_full_fine_tuning_uses_a_frozen_base_reference(tmp_path):
+    """Without an adapter to switch off, TRL reloads the base from the model folder as the
+    KL reference; the run completes and the weights moved."""
+    cfg, metrics = _grpo_run(tmp_path, {"name": "full"}, sft_warmup_steps=1)
+    assert metrics["status"] == "done"
+    tuned, tokenizer, _ = load_run(run_dir(cfg))
+    assert (_logits(tuned, tokenizer) - _logits(load_model(cfg.model), tokenizer)).abs().max() > 1e-4
+
+
+def test_grpo_config_is_checked():
+    base = {"method": {"name": "lora"}, "task": {"name": "micro-math", "validation_fraction": 0.1}}
+    with pytest.raises(ConfigError, match="select_best"):
+        validate_run_config({**base, "train": {"mode": "grpo", "select_best": True}})
+    with pytest.raises(ConfigError, match="num_generations"):
+        validate_run_config({**base, "train": {"mode": "grpo", "grpo": {"num_generations": 1}}})
+    # SFT run ids did not change when GRPO settings were added (finished sweeps stay finished)
+    assert run_id(validate_run_config({"model": {"name": "micro"}, "method": {"name": "lora"},
+                                       "task": {"name": "micro-math"}})) == "lora-micro-math-s0-3097e96681"
+    assert run_id(validate_run_config({**base, "train": {"mode": "grpo"}})).startswith("lora-grpo-micro-math-s0-")
+
+
+def test_a_suite_crosses_methods_with_training_modes():
+    from peftbench.config import validate_suite_config
+
+    suite = validate_suite_config({"methods": ["lora", "full"], "tasks": ["micro-math"], "modes": ["sft", "grpo"]})
+    assert sorted((r.method.name, r.train.mode) for r in suite.expand()) == [
+        ("full", "grpo"), ("full", "sft"), ("lora", "grpo"), ("lora", "sft")]
+    with pytest.raises(ConfigError, match="modes: grpo: .*select_best"):
+        validate_suite_config({"methods": ["lora"], "tasks": [{"name": "micro-math", "validation_fraction": 0.1}],
+                               "modes": ["sft", "grpo"], "train": {"select_best": True}})

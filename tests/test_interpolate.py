@@ -130,3 +130,38 @@ def test_path_of_a_run_starts_at_the_base_score_and_ends_at_the_run_score(tmp_pa
     assert json.loads((run / PATH_FILE).read_text())["best"] == result["best"]
     _, markdown, _ = build_report(tmp_path / "runs")
     assert "Stability vs plasticity" in markdown.read_text()
+
+
+def test_merge_casts_to_bf16_after_merging(tmp_path):
+    run, _ = _trained(tmp_path, {"name": "lora", "target_modules": "all-linear"})
+    tuned, tokenizer, _ = load_run(run)
+    merge_run(run, tmp_path / "bf16", dtype="bf16")
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "bf16")
+    assert merged.dtype == torch.bfloat16
+    diff = (_logits(merged, tokenizer).float() - _logits(tuned, tokenizer)).abs().max()
+    assert diff <= 0.05 * _logits(tuned, tokenizer).abs().max()  # bf16's 8-bit mantissa, not a different model
+    with pytest.raises(PeftbenchError, match="unknown dtype"):
+        merge_run(run, tmp_path / "int8", dtype="int8")
+
+
+def test_checkpoints_are_scored_along_training(tmp_path):
+    from peftbench.analysis.trajectory import TRAJECTORY_FILE
+    from peftbench.run import evaluate_model
+
+    cfg = validate_run_config({
+        "model": {"name": "tiny-random-llama", "device": "cpu"}, "method": {"name": "lora", "target_modules": "all-linear"},
+        "task": {"name": "toy-sentiment-choice", "max_train": 64, "max_eval": 8},
+        "train": {"max_steps": 10, "batch_size": 16, "lr": 1e-2, "checkpoint_every": 4},
+        "retention": {"tasks": ["toy-sentiment"], "max_eval": 8}, "output_dir": str(tmp_path / "runs"),
+    })
+    metrics = execute_run(cfg, show_progress=False)
+    points = json.loads((run_dir(cfg) / TRAJECTORY_FILE).read_text())
+    assert [p["step"] for p in points] == [0, 4, 8, 10]  # base, checkpoints, final
+    assert points[0]["target"] == evaluate_model(cfg.model, cfg.task, cfg.eval, show_progress=False)["score"]
+    assert points[-1]["target"] == metrics["eval"]["score"]
+    assert points[-1]["retention"] == metrics["retention"]["tuned"]["average"]
+    assert points[0]["retention"] == metrics["retention"]["base"]["average"]
+    # scoring checkpoints does not change the training
+    plain = validate_run_config({**cfg.model_dump(mode="json"), "train": {**cfg.train.model_dump(), "checkpoint_every": None}})
+    assert execute_run(plain, show_progress=False)["train"]["final_loss"] == pytest.approx(
+        metrics["train"]["final_loss"], rel=1e-5)

@@ -149,7 +149,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from peftbench.run import merge_run
 
-    out_dir = merge_run(args.run, args.out, alpha=args.alpha)
+    out_dir = merge_run(args.run, args.out, alpha=args.alpha, dtype=args.dtype)
     err.print(f"merged model written to {out_dir} (loads with AutoModelForCausalLM.from_pretrained)")
     return 0
 
@@ -326,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("run", help="run directory")
     mg.add_argument("--out", required=True, help="folder for the merged model and tokenizer")
     mg.add_argument("--alpha", type=float, default=1.0,
-                    help="point on the path base (0) -> tuned (1): W0 + alpha (W1 - W0); > 1 extrapolates")
+                    help="point on the path base (0) -> tuned (1): W0 + alpha (W1 - W0), OFT/BOFT along the "
+                    "rotation; > 1 extrapolates")
+    mg.add_argument("--dtype", choices=["float32", "bf16", "bfloat16", "fp16", "float16"],
+                    help="cast the merged weights (default: keep the training precision)")
     mg.set_defaults(func=cmd_merge)
 
     an = sub.add_parser("analyze", help="geometry of a finished run: spectral profile, interpolation path")

@@ -122,6 +122,8 @@ class TrainConfig(_Strict):
     loss_on_prompt: bool = Field(False, description="also train on prompt tokens (language-model pretraining)")
     report_to: list[str] = Field(default_factory=list, description="experiment trackers that receive the training "
                                  "log: tensorboard, mlflow, wandb (each needs its package installed)")
+    checkpoint_every: Optional[int] = Field(None, gt=0, description="score target and retention every N optimiser "
+                                            "steps: the training trajectory on the target-vs-retention plane")
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding, "
                                   "faster; the order is still seeded and shuffled)")
 

@@ -16,6 +16,7 @@ import socket
 from pathlib import Path
 from typing import Optional
 
+import torch
 from transformers import set_seed
 
 from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
@@ -31,6 +32,7 @@ from peftbench.models.loading import resolve_source
 from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
+from peftbench.analysis.trajectory import Trajectory
 from peftbench.train.modes import TRAINING_MODES
 from peftbench.train.sft import total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers
@@ -44,6 +46,8 @@ def config_hash(cfg: RunConfig) -> str:
     plain = to_plain(cfg)
     plain.pop("output_dir", None)
     plain["train"].pop("report_to", None)  # where the log goes does not change the result
+    if plain["train"].get("checkpoint_every") is None:  # neither does scoring checkpoints; ids predating it stay
+        plain["train"].pop("checkpoint_every", None)
     if plain["train"].get("mode") == "sft":  # SFT runs keep the ids they had before GRPO existed
         plain["train"].pop("mode")
         plain["train"].pop("grpo", None)
@@ -142,12 +146,15 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
 
     optimizer = method.build_optimizer(model, params, cfg.train.lr, cfg.train.weight_decay)
     device = next(model.parameters()).device
+    trajectory = Trajectory(out, model, tokenizer, task, eval_data, cfg) if cfg.train.checkpoint_every else None
+    if trajectory is not None:
+        trajectory.add({"step": 0, **_base_point(cfg, task, eval_data, show_progress)})
     trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg))
     try:
         with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
             result = TRAINING_MODES.get(cfg.train.mode)(
                 model, tokenizer, task, data, cfg.train, Fanout(log, *trackers), show_progress, optimizer,
-                lambda step: method.on_step(model, step), work_dir=out / "trainer")
+                lambda step: method.on_step(model, step), work_dir=out / "trainer", on_checkpoint=trajectory)
     finally:
         for tracker in trackers:
             tracker.close()
@@ -179,9 +186,24 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
             base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
             tuned = score_retention(model, tokenizer, cfg.retention, cfg.eval, show_progress)
             metrics["retention"] = compare(base, tuned)
+        if trajectory is not None:
+            final = {"step": result.steps, "target": evaluation["score"]}
+            if cfg.retention:
+                final.update(retention=tuned["average"], cross_entropy=tuned["cross_entropy"])
+            trajectory.add(final)
     atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics
+
+
+def _base_point(cfg: RunConfig, task, eval_data, show_progress: bool) -> dict:
+    """The trajectory's start: the base model's target and retention (both cached on disk)."""
+    point = {"target": execute_base_eval(cfg.output_dir, cfg.suite, cfg.model, cfg.task, cfg.eval,
+                                         show_progress)["eval"]["score"]}
+    if cfg.retention:
+        base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
+        point.update(retention=base["average"], cross_entropy=base["cross_entropy"])
+    return point
 
 
 def _inference_flops(model, base_flops: int) -> dict:
@@ -213,9 +235,16 @@ def load_run(path: str | Path):
     return model, tokenizer, cfg
 
 
-def merge_run(path: str | Path, out: str | Path, alpha: float = 1.0) -> Path:
+MERGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                "float16": torch.float16, "fp16": torch.float16}
+
+
+def merge_run(path: str | Path, out: str | Path, alpha: float = 1.0, dtype: Optional[str] = None) -> Path:
     """Write the run's tuned model as a standalone transformers folder (model + tokenizer);
-    with `alpha`, the point at alpha on the method's path from base (0) to tuned (1)."""
+    with `alpha`, the point at alpha on the method's path from base (0) to tuned (1); with
+    `dtype`, cast after merging (the merge itself runs in the training precision)."""
+    if dtype is not None and dtype not in MERGE_DTYPES:
+        raise PeftbenchError(f"unknown dtype {dtype!r} for merge; choose one of {', '.join(MERGE_DTYPES)}")
     from peftbench.analysis.interpolate import walker
 
     model, tokenizer, cfg = load_run(path)
@@ -224,6 +253,8 @@ def merge_run(path: str | Path, out: str | Path, alpha: float = 1.0) -> Path:
         merged = method.merge(model)  # NotMergeableError for soft prompts
     else:
         merged = walker(method, model, lambda: load_model(cfg.model))(alpha)
+    if dtype is not None:
+        merged = merged.to(MERGE_DTYPES[dtype])
 
     def fill(tmp: Path) -> None:
         merged.save_pretrained(str(tmp))

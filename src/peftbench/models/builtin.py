@@ -67,8 +67,11 @@ def _write_tiny_random_llama(out: Path) -> None:
         tie_word_embeddings=False,
         initializer_range=0.2,
     )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    # a private RNG scope: the model is written on first use, in the middle of a run, whose
+    # seeded state (adapter init, shuffling) must not depend on whether the cache was warm
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 

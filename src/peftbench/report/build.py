@@ -11,6 +11,7 @@ from typing import Optional
 from rich.table import Table
 
 from peftbench.analysis.of_run import PATH_FILE, SPECTRAL_FILE, stored
+from peftbench.analysis.trajectory import TRAJECTORY_FILE
 from peftbench.config import load_yaml
 from peftbench.io import atomic_write_text, read_json
 from peftbench.report import plots
@@ -28,6 +29,7 @@ def load_runs(root: Path) -> list[dict]:
         metrics["_config"] = load_yaml(config) if config.is_file() else {}
         metrics["_spectral"] = stored(path.parent, SPECTRAL_FILE)
         metrics["_path"] = stored(path.parent, PATH_FILE)
+        metrics["_trajectory"] = stored(path.parent, TRAJECTORY_FILE)
         results.append(metrics)
     return results
 
@@ -84,7 +86,8 @@ def _figures(rows: list[MethodSummary], bases: dict[str, float]) -> list[tuple[s
     plane = plots.target_vs_retention(rows, bases)
     if plane:
         figures.append(("target-vs-retention.png", "target score vs retained general ability (Pareto front marked; "
-                        "dashed: interpolation paths from base to tuned, circled: best trade-off alpha)", plane))
+                        "dashed: interpolation paths from base to tuned, circled: best trade-off alpha; "
+                        "dotted: training trajectories, checkpoint by checkpoint)", plane))
     for task in sorted({r.task for r in rows}):
         png = plots.spectral_profiles(rows, task)
         if png:

@@ -101,6 +101,7 @@ def target_vs_retention(rows: Sequence[MethodSummary], bases: dict[str, float]) 
         _label_points(ax, mine, xy)
         for index, r in enumerate(mine):
             _draw_path(ax, r, _COLORS[index % len(_COLORS)])
+            _draw_trajectory(ax, r, _COLORS[index % len(_COLORS)])
         base_retention = next((r.base_retention for r in mine if r.base_retention is not None), None)
         if base_retention is not None and task in bases:
             ax.scatter([100 * base_retention], [100 * bases[task]], marker="*", s=120, color="#c0392b", label="base model")
@@ -129,6 +130,15 @@ def _draw_path(ax, row: MethodSummary, color: str) -> None:
     if best.get("best_alpha") is not None:
         ax.scatter([100 * best["best_retention"]], [100 * best["best_target"]], s=60, facecolors="none",
                    edgecolors=color, linewidths=1.2)
+
+
+def _draw_trajectory(ax, row: MethodSummary, color: str) -> None:
+    """The run's checkpoints from base to final model (dotted), when it recorded them."""
+    points = [p for p in (row.trajectory or []) if p.get("retention") is not None]
+    if len(points) < 2:
+        return
+    ax.plot([100 * p["retention"] for p in points], [100 * p["target"] for p in points], linestyle=":",
+            linewidth=0.9, marker="x", markersize=3, color=color, alpha=0.8)
 
 
 def spectral_profiles(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:

@@ -34,6 +34,7 @@ class MethodSummary:
     path: Optional[dict] = None  # interpolation path of the first analysed seed (analysis/of_run.py)
     spectral: Optional[dict] = None  # spectral summary, mean over analysed seeds
     spectral_profiles: Optional[dict] = None  # mean profiles of the first analysed seed
+    trajectory: Optional[list] = None  # checkpoint scores of the first seed that recorded them
     rank: int = 0
     p_vs_best: Optional[float] = None  # None for the best itself or with too few paired seeds
     runs: list[dict] = field(default_factory=list)
@@ -102,6 +103,7 @@ def summarise(results: Sequence[dict]) -> list[MethodSummary]:
             path=next((r["_path"] for r in runs if r.get("_path")), None),
             spectral=_mean_dicts([r["_spectral"]["summary"] for r in runs if r.get("_spectral")]),
             spectral_profiles=next((r["_spectral"]["mean_profiles"] for r in runs if r.get("_spectral")), None),
+            trajectory=next((r["_trajectory"] for r in runs if r.get("_trajectory")), None),
             runs=runs,
         ))
     for task in {row.task for row in rows}:

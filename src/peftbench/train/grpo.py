@@ -22,7 +22,7 @@ from peftbench.metrics import get_metric
 from peftbench.progress import progress_bar
 from peftbench.prompting import render_prompt
 from peftbench.tasks.base import Example, Task
-from peftbench.train.sft import TrainResult, total_optimizer_steps
+from peftbench.train.sft import TrainResult, is_checkpoint, total_optimizer_steps
 
 
 def reward_function(task: Task) -> Callable[..., list[float]]:
@@ -50,7 +50,7 @@ def _dataset(tokenizer, examples: Sequence[Example]):
     return Dataset.from_list([{"prompt": _prompt(tokenizer, e), "reference": e.grading_reference} for e in examples])
 
 
-def _trainer_callback(result: TrainResult, log, advance, on_step, start: float):
+def _trainer_callback(result: TrainResult, log, advance, on_step, start: float, on_checkpoint, cfg: TrainConfig):
     from transformers import TrainerCallback
 
     class Bridge(TrainerCallback):
@@ -73,8 +73,16 @@ def _trainer_callback(result: TrainResult, log, advance, on_step, start: float):
                 result.status, result.reason = "diverged", f"loss is {logs['loss']} at step {state.global_step}"
                 control.should_training_stop = True
 
+        paused = 0.0  # seconds spent scoring checkpoints, kept out of the training time
+
         def on_step_end(self, args, state, control, **kwargs):
             advance(1, status=f"loss {result.losses[-1]:.4f}" if result.losses else "")
+            if on_checkpoint is not None and is_checkpoint(state.global_step, result.total_steps, cfg):
+                began = time.perf_counter()
+                model = kwargs["model"]
+                on_checkpoint(state.global_step)
+                model.train()
+                self.paused += time.perf_counter() - began
 
     return Bridge()
 
@@ -90,6 +98,7 @@ def train_grpo(
     optimizer=None,
     on_step: Optional[Callable[[int], None]] = None,
     output_dir: str = "grpo",
+    on_checkpoint: Optional[Callable[[int], None]] = None,
 ) -> TrainResult:
     """Train `model` (already carrying its method) in place with GRPO on `examples`' prompts."""
     from transformers.trainer_callback import PrinterCallback
@@ -111,14 +120,15 @@ def train_grpo(
     result = TrainResult(status="completed", steps=0, total_steps=total)
     start = time.perf_counter()
     with progress_bar(total, "training (GRPO)", show_progress) as advance:
+        bridge = _trainer_callback(result, log, advance, on_step, start, on_checkpoint, cfg)
         trainer = GRPOTrainer(
             model=model, reward_funcs=[reward_function(task)], args=args, train_dataset=_dataset(tokenizer, examples),
             processing_class=tokenizer, optimizers=(optimizer, None),
-            callbacks=[_trainer_callback(result, log, advance, on_step, start)],
+            callbacks=[bridge],
         )
         trainer.remove_callback(PrinterCallback)  # our bridge logs; the printer would dump every dict to stdout
         output = trainer.train()
-    result.seconds = time.perf_counter() - start
+    result.seconds = time.perf_counter() - start - bridge.paused
     result.steps = trainer.state.global_step
     tokens = output.metrics.get("num_input_tokens_seen") or trainer.state.num_input_tokens_seen
     result.tokens = int(tokens or 0)

@@ -74,6 +74,11 @@ class TrainResult:
         }
 
 
+def is_checkpoint(step: int, total: int, cfg: TrainConfig) -> bool:
+    """Whether the trajectory is scored after `step` (the final model is scored anyway)."""
+    return bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0 and step < total
+
+
 def total_optimizer_steps(n_examples: int, cfg: TrainConfig) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -151,6 +156,7 @@ def train_sft(
     optimizer: Optional[torch.optim.Optimizer] = None,
     on_step: Optional[Callable[[int], None]] = None,
     validation: Optional[Sequence[Example]] = None,
+    on_checkpoint: Optional[Callable[[int], None]] = None,
 ) -> TrainResult:
     """Train in place. `optimizer` replaces the default AdamW (LoRA+); `on_step(step)` runs
     after each optimiser step while gradients still exist (AdaLoRA's rank reallocation).
@@ -217,6 +223,12 @@ def train_sft(
                 window_loss, window_tokens, window_start = [], 0, time.perf_counter()
             if held_out and (result.steps % steps_per_epoch == 0 or result.steps == total):
                 _end_of_epoch(model, tokenizer, held_out, cfg, result, best, log, steps_per_epoch)
+            if on_checkpoint is not None and is_checkpoint(result.steps, total, cfg):
+                paused = time.perf_counter()
+                on_checkpoint(result.steps)
+                model.train()
+                shift = time.perf_counter() - paused  # scoring is not training: keep it out of the timings
+                start, window_start = start + shift, window_start + shift
     if best is not None and best.state is not None:
         best.restore()
     model.eval()

@@ -5,7 +5,7 @@
 1. LoRA SFT on micro-math: test exact match before and after, and training time.
 2. Forgetting: full fine-tuning and LoRA on a target task, epoch by epoch: target score
    and the general-skills average after each epoch (the retention suite).
-3. Sentiment transfer: LoRA trained on one-sentence reviews, scored on one-sentence
+3. Sentiment transfer: LoRA and full fine-tuning trained on one-sentence reviews, scored on one-sentence
    (in-distribution) and long (transfer) reviews.
 """
 
@@ -78,13 +78,19 @@ def forgetting(args, method_name: str, params: dict, lr: float) -> dict:
 
 
 def transfer(args) -> dict:
+    """In-distribution (one-sentence) vs transfer (long reviews) accuracy, per method."""
     tokenizer = load_tokenizer(MODEL)
     train = TASKS.get("micro-sentiment").examples("train")
-    model = attach("lora", {"target_modules": "all-linear"}, 10_000)
-    train_sft(model, tokenizer, train, TrainConfig(epochs=1, lr=args.lora_lr, batch_size=16), show_progress=False)
-    in_dist = score(model, tokenizer, "micro-sentiment", 200)
-    long = score(model, tokenizer, "micro-sentiment-transfer", 200)
-    return {"in_distribution": in_dist, "transfer": long, "gap_points": 100 * (in_dist - long)}
+    results = {}
+    for name, params, lr in (("lora", {"target_modules": "all-linear"}, args.lora_lr), ("full", {}, args.full_lr)):
+        model = attach(name, params, 10_000)
+        train_sft(model, tokenizer, train, TrainConfig(epochs=args.transfer_epochs, lr=lr, batch_size=16),
+                  show_progress=False)
+        in_dist = score(model, tokenizer, "micro-sentiment", 200)
+        long = score(model, tokenizer, "micro-sentiment-transfer", 200)
+        results[name] = {"in_distribution": in_dist, "transfer": long, "gap_points": 100 * (in_dist - long)}
+        print(name, results[name], flush=True)
+    return results
 
 
 def main() -> None:
@@ -102,6 +108,7 @@ def main() -> None:
     parser.add_argument("--forgetting-train", type=int, default=1000)
     parser.add_argument("--forgetting-epochs", type=int, default=4)
     parser.add_argument("--general-samples", type=int, default=100)
+    parser.add_argument("--transfer-epochs", type=int, default=2)
     parser.add_argument("--only", choices=["math", "forgetting", "transfer"], default=None)
     args = parser.parse_args()
     start = time.perf_counter()

@@ -40,7 +40,7 @@ def only_run_dir(tmp_path):
 def test_help_lists_only_implemented_commands():
     result = cli("--help")
     assert result.returncode == 0
-    assert "{run,train,eval,merge,micro,report,list}" in result.stdout
+    assert "{run,train,eval,merge,analyze,micro,report,list}" in result.stdout
 
 
 def test_list_methods_and_tasks():
@@ -176,6 +176,23 @@ def test_merge_refuses_soft_prompt_runs(tmp_path):
     result = cli("merge", str(only_run_dir(tmp_path)), "--out", str(tmp_path / "merged"))
     assert result.returncode == 2 and "cannot be merged" in result.stderr
     assert not (tmp_path / "merged").exists()
+
+
+def test_analyze_commands_write_their_files_and_refuse_by_name(tmp_path):
+    path = write_run_yaml(tmp_path, max_steps=10)
+    assert cli("train", str(path), "--no-progress").returncode == 0
+    run = only_run_dir(tmp_path)
+    spectral = cli("analyze", "spectral", str(run))
+    assert spectral.returncode == 0, spectral.stderr
+    assert "stable_rank" in spectral.stdout and (run / "spectral.json").is_file()
+    path_result = cli("analyze", "interpolate", str(run), "--alphas", "0,0.5,1", "--retention", "toy-sentiment",
+                      "--no-progress")
+    assert path_result.returncode == 0, path_result.stderr
+    assert "best trade-off" in path_result.stdout and read_json(run / "path.json")["points"][1]["alpha"] == 0.5
+    bad = cli("analyze", "interpolate", str(run), "--alphas", "0:1", "--no-progress")
+    assert bad.returncode == 2 and "start:stop:step" in bad.stderr
+    ioft = cli("analyze", "ioft", str(run), "--mode", "minscale", "--out", str(tmp_path / "x"))
+    assert ioft.returncode == 2 and "orthogonal adapters" in ioft.stderr and not (tmp_path / "x").exists()
 
 
 def test_dry_run_validates_and_sizes_every_shipped_config(capsys):

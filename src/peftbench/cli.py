@@ -59,8 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     suite = load_suite_config(resolve_suite_path(args.suite), overrides)
     runs = suite.expand()
+    modes = f" x {len(suite.modes)} modes" if suite.modes else ""
     err.print(f"suite [bold]{suite.name}[/]: {len(runs)} runs ({len(suite.methods)} methods x "
-              f"{len(suite.tasks)} tasks x {len(suite.seeds)} seeds) -> {Path(suite.output_dir) / suite.name}")
+              f"{len(suite.tasks)} tasks x {len(suite.seeds)} seeds{modes}) -> {Path(suite.output_dir) / suite.name}")
     if args.dry_run:
         from peftbench.sweep.tuning import final_run_template, trials
 

@@ -76,3 +76,13 @@ def test_report_draws_the_target_vs_retention_plane(tmp_path):
     page = (tmp_path / "report" / "report.html").read_text()
     assert re.search(r"<img alt='target score vs retained general ability[^']*' src='data:image/png;base64,", page)
     assert "retention %" in page and "forgetting pts" in page
+
+
+def test_general_score_averages_families_first():
+    from peftbench.retention import general_score
+
+    # PEFT-Arena: (BBH mean + IFEval + NQ) / 3
+    scores = {"bbh_date_understanding": 0.2, "bbh_navigate": 0.4, "bbh_snarks": 0.6, "ifeval": 0.9, "nq": 0.3}
+    assert general_score(scores) == pytest.approx((0.4 + 0.9 + 0.3) / 3)
+    micro = {"micro-copy": 1.0, "micro-add": 0.5, "micro-sort": 0.0}  # one family: the plain mean
+    assert general_score(micro) == pytest.approx(0.5)

@@ -41,8 +41,25 @@ def score_retention(model, tokenizer, retention: RetentionConfig, eval_cfg: Eval
         scores[task.name] = evaluate_task(model, tokenizer, task, examples, eval_cfg, show_progress)["score"]
         losses[task.name] = validation_loss(model, tokenizer, encode_examples(tokenizer, examples, MAX_LENGTH),
                                             eval_cfg.batch_size)
-    return {"scores": scores, "average": sum(scores.values()) / len(scores),
+    return {"scores": scores, "average": general_score(scores),
             "cross_entropy": sum(losses.values()) / len(losses)}
+
+
+def family(task: str) -> str:
+    """The task group a task belongs to (bbh_date_understanding -> bbh), else the task."""
+    from peftbench.tasks import TASK_GROUPS
+
+    return next((group for group, members in TASK_GROUPS.items() if task in members), task)
+
+
+def general_score(scores: dict[str, float]) -> float:
+    """Mean over families of each family's mean: PEFT-Arena's general score for
+    [bbh, ifeval, nq] is (BBH mean + IFEval + NQ) / 3, not a mean over 29 tasks; the micro
+    world's general skills form one family, so theirs is the plain mean."""
+    families: dict[str, list[float]] = {}
+    for task, score in scores.items():
+        families.setdefault(family(task), []).append(score)
+    return sum(sum(v) / len(v) for v in families.values()) / len(families)
 
 
 def _base_path(output_dir: str, suite: str, model_cfg: ModelConfig, retention: RetentionConfig,

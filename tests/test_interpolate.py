@@ -105,6 +105,9 @@ def test_best_tradeoff_and_overshoot_on_a_hand_worked_path():
     # a gain of retention below the noise floor is not an overshoot
     assert best_point(path, min_retention_gain_points=30)["overshoot"] is False
     assert best_point([{**p, "retention": None} for p in path])["overshoot"] is None
+    # a path that learned nothing has no trade-off: no verdict rather than "the base is best"
+    flat_target = [{**p, "target": 0.1 + 0.001 * p["alpha"]} for p in path]
+    assert best_point(flat_target)["best_alpha"] is None and "nothing was learned" in best_point(flat_target)["reason"]
 
 
 def test_path_of_a_run_starts_at_the_base_score_and_ends_at_the_run_score(tmp_path):

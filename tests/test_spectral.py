@@ -132,7 +132,7 @@ def test_a_suite_analysis_block_analyses_every_mergeable_run(tmp_path):
     runs = {p.name.split("-")[0]: p for p in (tmp_path / "runs" / "geo").iterdir() if (p / "config.yaml").exists()}
     assert (runs["lora"] / SPECTRAL_FILE).is_file()
     path = json.loads((runs["lora"] / PATH_FILE).read_text())
-    assert [p["alpha"] for p in path["points"]] == [0.0, 0.5, 1.0] and path["best"]["best_alpha"] is not None
+    assert [p["alpha"] for p in path["points"]] == [0.0, 0.5, 1.0] and path["best"]["tradeoff"] == "balanced"
     assert not (runs["prompt"] / SPECTRAL_FILE).exists()  # soft prompts: nothing to analyse
     _, markdown, _ = build_report(tmp_path / "runs" / "geo")
     text = markdown.read_text()

@@ -38,7 +38,7 @@ def spectral_of_run(path: str | Path) -> dict:
     """Spectral profile of a run's merged update against its base weights; written to the run dir."""
     from safetensors.torch import save_file
 
-    from peftbench.run import load_run
+    from peftbench.run import load_run, method_label
 
     path = Path(path)
     model, _, cfg = load_run(path)
@@ -48,7 +48,7 @@ def spectral_of_run(path: str | Path) -> dict:
     if not layers:
         raise PeftbenchError(f"{path}: the tuned model changed no 2-D weight outside the embeddings")
     result = {
-        "run_id": path.name, "method": cfg.method.name, "task": cfg.task.name,
+        "run_id": path.name, "method": method_label(cfg), "task": cfg.task.name,
         "summary": spectral.summarise(layers), "layers": [layer.summary() for layer in layers],
         "mean_profiles": {key: spectral.mean_profile(layers, key) for key in ("retention", "adaptation", "alignment")},
     }
@@ -66,7 +66,7 @@ def path_of_run(
     """Target (and retention, when the run or `retention` names suites) at each alpha."""
     from peftbench.evaluate import evaluate_task
     from peftbench.retention import score_retention
-    from peftbench.run import eval_examples, load_run, resolve_task
+    from peftbench.run import eval_examples, load_run, method_label, resolve_task
 
     TRADEOFFS.get(tradeoff)  # an unknown name fails now, not after scoring the whole path
     if not alphas:
@@ -92,7 +92,7 @@ def path_of_run(
             points.append(point)
             advance(status=f"alpha {alpha:g}: target {100 * point['target']:.1f}")
     result = {
-        "run_id": path.name, "method": cfg.method.name, "task": cfg.task.name,
+        "run_id": path.name, "method": method_label(cfg), "task": cfg.task.name,
         "path": method.interpolation_path, "points": points,
         "best": best_point(points, tradeoff, min_retention_gain_points),
     }

@@ -16,6 +16,7 @@ from peftbench.registry import Registry
 Tradeoff = Callable[[Sequence[dict]], list[float]]
 TRADEOFFS: Registry[Tradeoff] = Registry("trade-off")
 MIN_RETENTION_GAIN_POINTS = 1.0  # below this a retention difference is noise on a 100-200 example suite
+MIN_TARGET_GAIN_POINTS = 1.0  # a path that gains less on the target than this has no trade-off to judge
 
 
 @TRADEOFFS.decorator("balanced")
@@ -57,6 +58,11 @@ def best_point(points: Sequence[dict], tradeoff: str = "balanced",
     if any(p.get("retention") is None for p in points):
         return {"tradeoff": tradeoff, "best_alpha": None, "overshoot": None,
                 "reason": "no retention scores on the path: the run has no retention suite"}
+    gain = 100 * (max(p["target"] for p in points) - _at_base(points)["target"])
+    if gain < MIN_TARGET_GAIN_POINTS:
+        return {"tradeoff": tradeoff, "best_alpha": None, "overshoot": None,
+                "reason": f"the path gains {gain:.1f} target points over the base (< {MIN_TARGET_GAIN_POINTS:g}): "
+                          "nothing was learned, so there is no trade-off to judge"}
     values = TRADEOFFS.get(tradeoff)(points)
     order = sorted(range(len(points)), key=lambda i: (-values[i], points[i]["alpha"]))
     best = points[order[0]]

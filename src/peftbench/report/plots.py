@@ -112,7 +112,9 @@ def target_vs_retention(rows: Sequence[MethodSummary], bases: dict[str, float]) 
     return _panels_per_task(points, "target vs retention (upper right is best)", 3.8, draw)
 
 
-_COLORS = ("#3b6ea5", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d35400")
+# matplotlib's tab10 plus two: twelve colours that stay apart when methods share a panel
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#000000", "#aec7e8")
 
 
 def _draw_path(ax, row: MethodSummary, color: str) -> None:

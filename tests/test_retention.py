@@ -86,3 +86,16 @@ def test_general_score_averages_families_first():
     assert general_score(scores) == pytest.approx((0.4 + 0.9 + 0.3) / 3)
     micro = {"micro-copy": 1.0, "micro-add": 0.5, "micro-sort": 0.0}  # one family: the plain mean
     assert general_score(micro) == pytest.approx(0.5)
+
+
+def test_default_retention_depends_on_the_model():
+    from peftbench.config import validate_run_config
+    from peftbench.tasks.micro import GENERAL_TASKS
+
+    micro = validate_run_config({"model": {"name": "micro"}, "method": "lora", "task": "micro-math",
+                                 "retention": {"tasks": ["default"]}})
+    assert [t.name for t in micro.retention.tasks] == list(GENERAL_TASKS)
+    real = validate_run_config({"model": {"name": "some-org/some-llm"}, "method": "lora", "task": "micro-math",
+                                "retention": {"tasks": ["default"]}})
+    names = [t.name for t in real.retention.tasks]
+    assert len([n for n in names if n.startswith("bbh_")]) == 27 and names[-2:] == ["ifeval", "nq"]

@@ -170,9 +170,10 @@ def cmd_analyze_spectral(args: argparse.Namespace) -> int:
 def cmd_analyze_interpolate(args: argparse.Namespace) -> int:
     from peftbench.analysis.interpolate import parse_alphas
     from peftbench.analysis.of_run import PATH_FILE, path_of_run
-    from peftbench.config import validate_retention
+    from peftbench.config import load_yaml, validate_retention
 
-    retention = validate_retention(args.retention) if args.retention else None
+    model_name = (load_yaml(Path(args.run) / "config.yaml").get("model") or {}).get("name")
+    retention = validate_retention(args.retention, model_name=model_name) if args.retention else None
     result = path_of_run(args.run, parse_alphas(args.alphas), retention, args.tradeoff,
                          args.min_retention_gain, show_progress=not args.no_progress)
     table = Table(title=f"{result['method']} on {result['task']}: {result['path']} path")
@@ -343,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--alphas", default="0:1:0.1", help="start:stop:step (stop included) or a comma list; "
                     "> 1 extrapolates (default 0:1:0.1)")
     ip.add_argument("--retention", nargs="+", metavar="TASK",
-                    help="retention tasks or groups (default: the run's retention block)")
+                    help="retention tasks or groups, or 'default' (the micro model's general skills; "
+                    "bbh ifeval nq for others); without it: the run's retention block")
     ip.add_argument("--tradeoff", default="balanced", help="how the best alpha is chosen: balanced (mean of "
                     "normalised target gain and retention kept, default) or target")
     ip.add_argument("--min-retention-gain", type=float, default=1.0,

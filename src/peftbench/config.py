@@ -165,7 +165,8 @@ class EvalConfig(_Strict):
 class RetentionConfig(_Strict):
     """General-ability suites scored before and after tuning (forgetting)."""
 
-    tasks: list[TaskConfig] = Field(min_length=1, description="task names or groups (micro-general, bbh, ...)")
+    tasks: list[TaskConfig] = Field(min_length=1, description="task names or groups (micro-general, bbh, ...); "
+                                    "default: micro-general for the micro model, bbh + ifeval + nq otherwise")
     max_eval: Optional[int] = Field(100, gt=0, description="examples per retention task, where the task sets no cap")
 
 
@@ -422,18 +423,35 @@ _NO_VALIDATION = ("task {name!r} has no validation split (splits: {splits}); set
                   "task to hold out 10% of its training examples")
 
 
-def _check_retention(retention: Optional[RetentionConfig]):
-    """Expand groups in the retention tasks and check each (they are only evaluated)."""
+# `retention: {tasks: [default]}`: the micro world's general skills for the micro model,
+# PEFT-Arena's general suite (BBH, IFEval, NQ) for any other model
+DEFAULT_RETENTION = {"micro": ["micro-general"]}
+DEFAULT_RETENTION_REAL = ["bbh", "ifeval", "nq"]
+
+
+def _default_retention(tasks: list[TaskConfig], model_name: Optional[str]) -> list[TaskConfig]:
+    out = []
+    for task in tasks:
+        if task.name != "default":
+            out.append(task)
+            continue
+        names = DEFAULT_RETENTION.get(model_name or "", DEFAULT_RETENTION_REAL)
+        out += [task.model_copy(update={"name": name}) for name in names]
+    return out
+
+
+def _check_retention(retention: Optional[RetentionConfig], model_name: Optional[str] = None):
+    """Expand `default` and groups in the retention tasks and check each (they are only evaluated)."""
     if retention is None:
         return None, []
-    tasks = expand_task_groups(retention.tasks)
+    tasks = expand_task_groups(_default_retention(retention.tasks, model_name))
     problems = [p for i, t in enumerate(tasks) for p in _check_task(t, f"retention.tasks[{i}]", trains=False)]
     return retention.model_copy(update={"tasks": tasks}), problems
 
 
-def validate_retention(tasks: list[str], source: str = "--retention") -> RetentionConfig:
+def validate_retention(tasks: list[str], source: str = "--retention", model_name: Optional[str] = None) -> RetentionConfig:
     """A retention block from task or group names (command line), groups expanded and checked."""
-    retention, problems = _check_retention(_validate(RetentionConfig, {"tasks": tasks}, source))
+    retention, problems = _check_retention(_validate(RetentionConfig, {"tasks": tasks}, source), model_name)
     if problems:
         raise ConfigError(problems, source=source)
     return retention
@@ -477,7 +495,7 @@ def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunCo
     problems += _check_task(cfg.task, "task")
     if cfg.train.select_best:
         problems += _without_validation([cfg.task], lambda i: "train.select_best")
-    retention, found = _check_retention(cfg.retention)
+    retention, found = _check_retention(cfg.retention, cfg.model.name)
     problems += found
     if problems:
         raise ConfigError(problems, source=source)
@@ -524,7 +542,7 @@ def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> Sui
         problems += _without_validation(tasks, lambda i: "train.select_best")
     if cfg.tuning:  # trials are scored on validation, never on test
         problems += _without_validation(tasks, lambda i: f"tasks[{i}].validation_fraction")
-    retention, found = _check_retention(cfg.retention)
+    retention, found = _check_retention(cfg.retention, cfg.model.name)
     problems += found
     problems += _check_modes(cfg)
     if problems:

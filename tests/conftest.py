@@ -56,3 +56,20 @@ def run_config(tmp_path, **sections):
         raw[key] = {**raw[key], **value} if isinstance(raw.get(key), dict) and isinstance(value, dict) and not replaces \
             else value
     return validate_run_config(raw)
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """Train a method briefly on tiny-random-llama: `tiny_run(method) -> (run_dir, cfg)`."""
+    from peftbench.run import execute_run, run_dir
+
+    def train(method: dict, max_steps: int = 10):
+        cfg = validate_run_config({
+            "model": {"name": "tiny-random-llama", "device": "cpu"}, "method": method,
+            "task": {"name": "toy-sentiment-choice", "max_train": 64, "max_eval": 8},
+            "train": {"max_steps": max_steps, "batch_size": 16, "lr": 1e-2}, "output_dir": str(tmp_path / "runs"),
+        })
+        execute_run(cfg, show_progress=False)
+        return run_dir(cfg), cfg
+
+    return train

@@ -12,16 +12,6 @@ from peftbench.models import load_model
 from peftbench.run import execute_run, load_run, merge_run, run_dir
 
 
-def _trained(tmp_path, method):
-    cfg = validate_run_config({
-        "model": {"name": "tiny-random-llama", "device": "cpu"}, "method": method,
-        "task": {"name": "toy-sentiment-choice", "max_train": 64, "max_eval": 8},
-        "train": {"max_steps": 10, "batch_size": 16, "lr": 1e-2}, "output_dir": str(tmp_path / "runs"),
-    })
-    execute_run(cfg, show_progress=False)
-    return run_dir(cfg), cfg
-
-
 def _logits(model, tokenizer):
     inputs = tokenizer(["Review: a dull plot\nSentiment:"], return_tensors="pt")
     with torch.no_grad():
@@ -44,8 +34,8 @@ def _weight(model, name="model.layers.0.self_attn.q_proj.weight"):
     {"name": "lora", "target_modules": "all-linear"}, {"name": "full"}, {"name": "oft", "block_size": 4},
     {"name": "boft", "block_size": 4},
 ])
-def test_alpha_zero_is_the_base_and_alpha_one_the_tuned_model(tmp_path, method):
-    run, cfg = _trained(tmp_path, method)
+def test_alpha_zero_is_the_base_and_alpha_one_the_tuned_model(tmp_path, method, tiny_run):
+    run, cfg = tiny_run(method)
     tuned, tokenizer, _ = load_run(run)
     base = _logits(load_model(cfg.model), tokenizer)
     points = _merged_points(tmp_path, run, (0.0, 1.0))
@@ -54,17 +44,17 @@ def test_alpha_zero_is_the_base_and_alpha_one_the_tuned_model(tmp_path, method):
     assert (_logits(points[0.0], tokenizer) - _logits(points[1.0], tokenizer)).abs().max() > 1e-3  # it moved
 
 
-def test_additive_midpoint_is_the_weight_midpoint(tmp_path):
-    run, _ = _trained(tmp_path, {"name": "lora", "target_modules": "all-linear"})
+def test_additive_midpoint_is_the_weight_midpoint(tmp_path, tiny_run):
+    run, _ = tiny_run({"name": "lora", "target_modules": "all-linear"})
     w = {a: _weight(m, "model.layers.0.mlp.up_proj.weight") for a, m in _merged_points(tmp_path, run, (0.0, 0.5, 1.0)).items()}
     assert torch.allclose(w[0.5], (w[0.0] + w[1.0]) / 2, atol=1e-6)
 
 
-def test_oft_path_stays_a_rotation_and_scales_the_generator(tmp_path):
+def test_oft_path_stays_a_rotation_and_scales_the_generator(tmp_path, tiny_run):
     """OFT's point at alpha is W0 rotated by Cayley(sqrt(alpha) Q): the singular values of
     W0 are kept all along the path (a dense-delta midpoint would shrink them), and the
     rotation angle grows with alpha."""
-    run, _ = _trained(tmp_path, {"name": "oft", "block_size": 4, "target_modules": "all-linear"})
+    run, _ = tiny_run({"name": "oft", "block_size": 4, "target_modules": "all-linear"})
     points = _merged_points(tmp_path, run, (0.0, 0.25, 1.0, 1.5))
     w = {a: _weight(m) for a, m in points.items()}
     s0 = torch.linalg.svdvals(w[0.0])
@@ -77,8 +67,8 @@ def test_oft_path_stays_a_rotation_and_scales_the_generator(tmp_path):
     assert 0 < distance[0.25] < distance[1.0] < distance[1.5]
 
 
-def test_rotation_path_refuses_negative_alpha(tmp_path):
-    run, _ = _trained(tmp_path, {"name": "oft", "block_size": 4})
+def test_rotation_path_refuses_negative_alpha(tmp_path, tiny_run):
+    run, _ = tiny_run({"name": "oft", "block_size": 4})
     with pytest.raises(PeftbenchError, match="needs alpha >= 0"):
         merge_run(run, tmp_path / "neg", alpha=-0.5)
     assert not (tmp_path / "neg").exists()
@@ -110,7 +100,7 @@ def test_best_tradeoff_and_overshoot_on_a_hand_worked_path():
     assert best_point(flat_target)["best_alpha"] is None and "nothing was learned" in best_point(flat_target)["reason"]
 
 
-def test_path_of_a_run_starts_at_the_base_score_and_ends_at_the_run_score(tmp_path):
+def test_path_of_a_run_starts_at_the_base_score_and_ends_at_the_run_score(tmp_path, tiny_run):
     from peftbench.analysis.of_run import PATH_FILE, path_of_run
     from peftbench.config import validate_retention
     from peftbench.errors import UnknownNameError
@@ -118,7 +108,7 @@ def test_path_of_a_run_starts_at_the_base_score_and_ends_at_the_run_score(tmp_pa
     from peftbench.retention import score_retention
     from peftbench.run import evaluate_model
 
-    run, cfg = _trained(tmp_path, {"name": "lora", "target_modules": "all-linear"})
+    run, cfg = tiny_run({"name": "lora", "target_modules": "all-linear"})
     retention = validate_retention(["toy-sentiment"])
     with pytest.raises(UnknownNameError, match="trade-off"):
         path_of_run(run, [0.0, 1.0], retention, tradeoff="nope", show_progress=False)
@@ -135,8 +125,8 @@ def test_path_of_a_run_starts_at_the_base_score_and_ends_at_the_run_score(tmp_pa
     assert "Stability vs plasticity" in markdown.read_text()
 
 
-def test_merge_casts_to_bf16_after_merging(tmp_path):
-    run, _ = _trained(tmp_path, {"name": "lora", "target_modules": "all-linear"})
+def test_merge_casts_to_bf16_after_merging(tmp_path, tiny_run):
+    run, _ = tiny_run({"name": "lora", "target_modules": "all-linear"})
     tuned, tokenizer, _ = load_run(run)
     merge_run(run, tmp_path / "bf16", dtype="bf16")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "bf16")

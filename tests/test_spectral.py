@@ -8,9 +8,7 @@ import torch
 
 from peftbench.analysis.of_run import SPECTRAL_FILE, spectral_of_run
 from peftbench.analysis.spectral import fluctuation, intruder_dimensions, layer_spectrum, stable_rank
-from peftbench.config import validate_run_config
 from peftbench.methods import NotMergeableError
-from peftbench.run import execute_run, run_dir
 
 
 def _orthonormal(n, seed):
@@ -81,18 +79,8 @@ def test_a_large_update_in_a_new_direction_is_an_intruder_dimension():
     assert layer_spectrum("w", w, w_ft).intruder_dimensions == 1
 
 
-def _trained(tmp_path, method):
-    cfg = validate_run_config({
-        "model": {"name": "tiny-random-llama", "device": "cpu"}, "method": method,
-        "task": {"name": "toy-sentiment-choice", "max_train": 64, "max_eval": 8},
-        "train": {"max_steps": 8, "batch_size": 16, "lr": 1e-2}, "output_dir": str(tmp_path / "runs"),
-    })
-    execute_run(cfg, show_progress=False)
-    return run_dir(cfg)
-
-
-def test_spectral_analysis_of_a_lora_run(tmp_path):
-    run = _trained(tmp_path, {"name": "lora", "r": 2, "target_modules": ["q_proj", "v_proj"]})
+def test_spectral_analysis_of_a_lora_run(tiny_run):
+    run, _ = tiny_run({"name": "lora", "r": 2, "target_modules": ["q_proj", "v_proj"]})
     result = spectral_of_run(run)
     stored = json.loads((run / SPECTRAL_FILE).read_text())
     assert stored["summary"] == result["summary"]
@@ -103,8 +91,8 @@ def test_spectral_analysis_of_a_lora_run(tmp_path):
     assert len(result["mean_profiles"]["retention"]) == 100
 
 
-def test_spectral_analysis_refuses_soft_prompts(tmp_path):
-    run = _trained(tmp_path, {"name": "prompt", "num_virtual_tokens": 2})
+def test_spectral_analysis_refuses_soft_prompts(tiny_run):
+    run, _ = tiny_run({"name": "prompt", "num_virtual_tokens": 2})
     with pytest.raises(NotMergeableError, match="soft prompts"):
         spectral_of_run(run)
 

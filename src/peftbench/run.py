@@ -33,6 +33,7 @@ from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
 from peftbench.analysis.trajectory import Trajectory
+from peftbench.analysis.trajectory import point as trajectory_point
 from peftbench.train.modes import TRAINING_MODES
 from peftbench.train.sft import total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers
@@ -148,7 +149,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     device = next(model.parameters()).device
     trajectory = Trajectory(out, model, tokenizer, task, eval_data, cfg) if cfg.train.checkpoint_every else None
     if trajectory is not None:
-        trajectory.add({"step": 0, **_base_point(cfg, task, eval_data, show_progress)})
+        trajectory.add(_base_point(cfg, show_progress))
     trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg))
     try:
         with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
@@ -187,23 +188,18 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
             tuned = score_retention(model, tokenizer, cfg.retention, cfg.eval, show_progress)
             metrics["retention"] = compare(base, tuned)
         if trajectory is not None:
-            final = {"step": result.steps, "target": evaluation["score"]}
-            if cfg.retention:
-                final.update(retention=tuned["average"], cross_entropy=tuned["cross_entropy"])
-            trajectory.add(final)
+            trajectory.add(trajectory_point(result.steps, evaluation["score"], tuned if cfg.retention else None))
     atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics
 
 
-def _base_point(cfg: RunConfig, task, eval_data, show_progress: bool) -> dict:
+def _base_point(cfg: RunConfig, show_progress: bool) -> dict:
     """The trajectory's start: the base model's target and retention (both cached on disk)."""
-    point = {"target": execute_base_eval(cfg.output_dir, cfg.suite, cfg.model, cfg.task, cfg.eval,
-                                         show_progress)["eval"]["score"]}
-    if cfg.retention:
-        base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
-        point.update(retention=base["average"], cross_entropy=base["cross_entropy"])
-    return point
+    target = execute_base_eval(cfg.output_dir, cfg.suite, cfg.model, cfg.task, cfg.eval, show_progress)["eval"]["score"]
+    kept = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress) \
+        if cfg.retention else None
+    return trajectory_point(0, target, kept)
 
 
 def _inference_flops(model, base_flops: int) -> dict:

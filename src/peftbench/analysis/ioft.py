@@ -80,7 +80,11 @@ def rescale(model, mode: str, factor: Optional[float] = None) -> dict:
         for kind, strengths in before.items():
             targets = RESCALINGS.get(mode)(strengths)
             ratios[kind] = {layer: (targets[layer] / s if s > 0 else 1.0) for layer, s in strengths.items()}
-        scale_by_name = lambda name: ratios[_kind_and_layer(name)[0]][_kind_and_layer(name)[1]]  # noqa: E731
+
+        def scale_by_name(name: str) -> float:
+            kind, layer = _kind_and_layer(name)
+            return ratios[kind][layer]
+
     scale_rotations(model, scale_by_name)
     return {"mode": mode, "factor": factor, "before": before, "after": rotation_strengths(model)}
 

@@ -5,10 +5,19 @@ plane. Written to the run's trajectory.json after every point, so a crash keeps 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from peftbench.io import atomic_write_json
 
 TRAJECTORY_FILE = "trajectory.json"
+
+
+def point(step: int, target: float, retention: Optional[dict] = None) -> dict:
+    """One trajectory point from a target score and a retention record (score_retention's)."""
+    out = {"step": step, "target": target}
+    if retention is not None:
+        out.update(retention=retention["average"], cross_entropy=retention["cross_entropy"])
+    return out
 
 
 class Trajectory:
@@ -21,12 +30,10 @@ class Trajectory:
         from peftbench.evaluate import evaluate_task
         from peftbench.retention import score_retention
 
-        point = {"step": step, "target": evaluate_task(self.model, self.tokenizer, self.task, self.examples,
-                                                        self.cfg.eval, show_progress=False)["score"]}
-        if self.cfg.retention:
-            kept = score_retention(self.model, self.tokenizer, self.cfg.retention, self.cfg.eval)
-            point.update(retention=kept["average"], cross_entropy=kept["cross_entropy"])
-        return point
+        target = evaluate_task(self.model, self.tokenizer, self.task, self.examples, self.cfg.eval,
+                               show_progress=False)["score"]
+        kept = score_retention(self.model, self.tokenizer, self.cfg.retention, self.cfg.eval) if self.cfg.retention else None
+        return point(step, target, kept)
 
     def __call__(self, step: int) -> None:
         self.add(self.score(step))

@@ -117,14 +117,21 @@ _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf", "#000000", "#aec7e8")
 
 
+def _plane_line(ax, points: list, color: str, **style) -> list:
+    """Points {target, retention} (those with a retention score) as a line on the plane."""
+    points = [p for p in points if p.get("retention") is not None]
+    if len(points) >= 2:
+        ax.plot([100 * p["retention"] for p in points], [100 * p["target"] for p in points], color=color,
+                linewidth=0.9, alpha=0.8, **style)
+    return points
+
+
 def _draw_path(ax, row: MethodSummary, color: str) -> None:
     """The run's interpolation path (dashed, alphas labelled at the ends) and its best
     trade-off point (circled), when `peftbench analyze interpolate` scored it."""
-    points = [p for p in ((row.path or {}).get("points") or []) if p.get("retention") is not None]
+    points = _plane_line(ax, (row.path or {}).get("points") or [], color, linestyle="--", marker=".", markersize=3)
     if len(points) < 2:
         return
-    xs, ys = [100 * p["retention"] for p in points], [100 * p["target"] for p in points]
-    ax.plot(xs, ys, linestyle="--", linewidth=0.9, marker=".", markersize=3, color=color, alpha=0.8)
     for p in (points[0], points[-1]):
         ax.annotate(f"a={p['alpha']:g}", (100 * p["retention"], 100 * p["target"]), fontsize=5, color=color,
                     xytext=(2, -6), textcoords="offset points")
@@ -136,11 +143,7 @@ def _draw_path(ax, row: MethodSummary, color: str) -> None:
 
 def _draw_trajectory(ax, row: MethodSummary, color: str) -> None:
     """The run's checkpoints from base to final model (dotted), when it recorded them."""
-    points = [p for p in (row.trajectory or []) if p.get("retention") is not None]
-    if len(points) < 2:
-        return
-    ax.plot([100 * p["retention"] for p in points], [100 * p["target"] for p in points], linestyle=":",
-            linewidth=0.9, marker="x", markersize=3, color=color, alpha=0.8)
+    _plane_line(ax, row.trajectory or [], color, linestyle=":", marker="x", markersize=3)
 
 
 def spectral_profiles(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]:

@@ -60,3 +60,36 @@ def test_several_samples_per_problem_feed_pass_at_k():
     assert result["scores"]["pass@1"] == 0.0  # a random model writes no passing code
     with pytest.raises(ConfigError, match="do_sample"):
         validate_eval_request({"task": "micro-math", "eval": {"num_samples": 4}})
+
+
+def test_extraction_complete_holds_only_when_no_further_text_can_change_the_answer():
+    from peftbench.tasks.base import EXTRACTION_COMPLETE, EXTRACTORS
+
+    cases = {
+        "first_line": [("\n  42", False), (" 42\nmore", True), ("", False)],
+        "label": [("Yes", False), (" Yes.\nBecause", True)],
+        "choice_letter": [("B", False), ("(B", False), ("(B) because", True), ("Answer: C.", True)],
+        "code": [("```python\ndef f():\n    return 1", False), ("```python\ndef f():\n    return 1\n```\nIt works", True),
+                 ("    return 1\n", False)],
+        "bbh": [(" True", False), (" True\n\nQ: next", True)],
+    }
+    for extractor, examples in cases.items():
+        complete, extract = EXTRACTION_COMPLETE.get(extractor), EXTRACTORS.get(extractor)
+        for text, expected in examples:
+            assert complete(text) is expected, (extractor, text)
+            if expected:  # whatever follows, the extraction stays the same
+                for more in ["", " x", "\nD) 7\n```\nQ: 9", "Z"]:
+                    assert extract(text + more) == extract(text), (extractor, text, more)
+    assert "final_number" not in EXTRACTION_COMPLETE  # the last number can always change: EOS only
+
+
+def test_stopping_when_the_answer_is_final_gives_identical_predictions_with_fewer_tokens(parity_task):
+    # the random model rambles across lines: the first line is final long before max_new_tokens
+    model, tok = model_and_tokenizer()
+    eval_cfg = EvalConfig(batch_size=8, max_new_tokens=32)
+    prompts = [encode_prompt(tok, e.prompt) for e in parity_task.examples("test", limit=32)]
+    full = generate(model, tok, prompts, eval_cfg, show_progress=False)
+    early = generate(model, tok, prompts, eval_cfg, show_progress=False, complete=parity_task.extraction_complete)
+    assert [parity_task.extract(t) for t in early] == [parity_task.extract(t) for t in full]
+    assert all(f.startswith(e) for e, f in zip(early, full))
+    assert sum(map(len, early)) < sum(map(len, full))  # some rows stopped at their first line

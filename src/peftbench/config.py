@@ -25,13 +25,16 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """Which base model: a built-in name, a hub id or a local folder."""
+    """Which base model: a built-in name, a hub id, a local folder, or a GGUF file in either."""
 
     name: str = Field(DEFAULT_MODEL, min_length=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
     device: str = "auto"
     revision: Optional[str] = None
     trust_remote_code: bool = False
+    gguf_file: Optional[str] = Field(
+        None, description="a .gguf file inside `name` (a folder or hub repo): loaded through transformers' GGUF "
+        "support and dequantised to float32 (needs the gguf package)")
 
     @field_validator("device")
     @classmethod
@@ -569,3 +572,12 @@ def load_suite_config(path: str | Path, overrides: list[str] = ()) -> SuiteConfi
 def to_plain(cfg: BaseModel) -> dict[str, Any]:
     """The fully resolved config as plain data, ready for YAML and hashing."""
     return cfg.model_dump(mode="json")
+
+
+def model_identity(cfg: ModelConfig) -> dict[str, Any]:
+    """The model config as cache keys use it; an unset gguf_file is left out, so keys made
+    before GGUF support existed stay valid."""
+    plain = to_plain(cfg)
+    if plain.get("gguf_file") is None:
+        plain.pop("gguf_file", None)
+    return plain

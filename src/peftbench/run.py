@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from transformers import set_seed
 
-from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
+from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, model_identity, to_plain, validate_run_config
 from peftbench.cost.measure import PeakMemory, forward_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
@@ -28,7 +28,8 @@ from peftbench.evaluate import evaluate_task
 from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
 from peftbench.methods import METHODS, MethodContext
 from peftbench.models import load_model, load_tokenizer
-from peftbench.models.loading import resolve_source
+from peftbench.models.gguf import origin_of
+from peftbench.models.loading import model_source
 from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
@@ -49,6 +50,7 @@ def config_hash(cfg: RunConfig) -> str:
     plain["train"].pop("report_to", None)  # where the log goes does not change the result
     if plain["train"].get("checkpoint_every") is None:  # neither does scoring checkpoints; ids predating it stay
         plain["train"].pop("checkpoint_every", None)
+    plain["model"] = model_identity(cfg.model)
     if plain["train"].get("mode") == "sft":  # SFT runs keep the ids they had before GRPO existed
         plain["train"].pop("mode")
         plain["train"].pop("grpo", None)
@@ -141,7 +143,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     model = load_model(cfg.model, **method.load_kwargs(params))
     _, base_total = count_parameters(model)
     base_flops = forward_flops(model)  # PSCP penalises the FLOPs a method adds, so count the base's
-    ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=resolve_source(cfg.model.name))
+    ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=model_source(cfg.model))
     model = method.attach(model, params, ctx)
     trainable, total_after = count_parameters(model)
 
@@ -189,9 +191,15 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
             metrics["retention"] = compare(base, tuned)
         if trajectory is not None:
             trajectory.add(trajectory_point(result.steps, evaluation["score"], tuned if cfg.retention else None))
-    atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started))
+    atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(cfg.model)))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics
+
+
+def _model_origin(model_cfg) -> dict:
+    """Provenance of the weights themselves: for a GGUF checkpoint, its file and quantisation."""
+    origin = origin_of(model_source(model_cfg))
+    return {"model_origin": {"gguf": origin}} if origin else {}
 
 
 def _base_point(cfg: RunConfig, show_progress: bool) -> dict:
@@ -271,7 +279,7 @@ def evaluate_model(
 
 
 def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:
-    key = json.dumps([to_plain(model_cfg), to_plain(task_cfg), to_plain(eval_cfg)], sort_keys=True)
+    key = json.dumps([model_identity(model_cfg), to_plain(task_cfg), to_plain(eval_cfg)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return Path(output_dir) / suite / f"base-{task_cfg.name}-{digest}"
 

@@ -17,7 +17,7 @@ def _predict_generate(model, tokenizer, task: Task, examples, cfg: EvalConfig, s
     """One completion per prompt, or `num_samples` of them (a list per example, for pass@k)."""
     n = cfg.num_samples
     prompts = [encode_prompt(tokenizer, e.prompt) for e in examples for _ in range(n)]
-    raw = generate(model, tokenizer, prompts, cfg, show_progress)
+    raw = generate(model, tokenizer, prompts, cfg, show_progress, complete=task.extraction_complete)
     predictions = [task.extract(text) for text in raw]
     if n == 1:
         return predictions, raw

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from peftbench.config import EvalConfig
 from peftbench.progress import progress_bar
@@ -32,9 +32,23 @@ def generation_config(cfg: EvalConfig, tokenizer) -> GenerationConfig:
     )
 
 
+class AnswerComplete(StoppingCriteria):
+    """Stops each sequence once `complete(its text so far)` holds: the task's answer is final
+    (e.g. the first line has ended), so no further token can change the score."""
+
+    def __init__(self, tokenizer, prompt_width: int, complete: Callable[[str], bool]):
+        self.tokenizer, self.prompt_width, self.complete = tokenizer, prompt_width, complete
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
+        return torch.tensor([self.complete(text) for text in texts], dtype=torch.bool, device=input_ids.device)
+
+
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, show_progress: bool = True) -> list[str]:
-    """Continuations (special tokens removed) for prompts given as token ids, in input order."""
+def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, show_progress: bool = True,
+             complete: Optional[Callable[[str], bool]] = None) -> list[str]:
+    """Continuations (special tokens removed) for prompts given as token ids, in input order.
+    With `complete`, a sequence stops as soon as its text satisfies it (besides EOS)."""
     device = next(model.parameters()).device
     # Longest first: similar lengths share a batch (less padding), and an out-of-memory
     # error, if any, shows up on the very first batch rather than at the end.
@@ -46,7 +60,9 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
         for start in range(0, len(order), cfg.batch_size):
             chunk = order[start : start + cfg.batch_size]
             ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=gen_cfg)
+            stopping = StoppingCriteriaList([AnswerComplete(tokenizer, ids.shape[1], complete)]) if complete else None
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=gen_cfg,
+                                 stopping_criteria=stopping)
             new_tokens = out[:, ids.shape[1] :]
             for i, row in zip(chunk, new_tokens):
                 outputs[i] = tokenizer.decode(row, skip_special_tokens=True)

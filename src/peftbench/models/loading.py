@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Optional
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from peftbench.config import ModelConfig
 from peftbench.errors import PeftbenchError
-from peftbench.models.builtin import BUILTIN_MODELS, PACKAGED_MODELS, builtin_model_path
+from peftbench.models.builtin import BUILTIN_MODELS, PACKAGED_MODELS, builtin_model_path, cache_home
+from peftbench.models.gguf import dequantised_folder, resolve_gguf
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -31,8 +33,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def resolve_source(name: str) -> str:
-    """A built-in name becomes its local folder; anything else goes to transformers as is."""
+def resolve_source(name: str, gguf_file: Optional[str] = None, revision: Optional[str] = None) -> str:
+    """A built-in name or a GGUF checkpoint becomes a local folder; anything else goes to transformers as is."""
+    gguf = resolve_gguf(name, gguf_file, revision)
+    if gguf is not None:
+        return str(dequantised_folder(gguf, cache_home()))
     if name in PACKAGED_MODELS:
         path = PACKAGED_MODELS.get(name)
         if not (path / "config.json").is_file():
@@ -43,8 +48,12 @@ def resolve_source(name: str) -> str:
     return name
 
 
+def model_source(cfg: ModelConfig) -> str:
+    return resolve_source(cfg.name, cfg.gguf_file, cfg.revision)
+
+
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
-    source = resolve_source(cfg.name)
+    source = model_source(cfg)
     tokenizer = AutoTokenizer.from_pretrained(
         source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
     )
@@ -57,7 +66,7 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
 
 def load_model(cfg: ModelConfig, **extra) -> PreTrainedModel:
     """`extra` goes to from_pretrained (a method's needs, e.g. a 4-bit quantization_config)."""
-    source = resolve_source(cfg.name)
+    source = model_source(cfg)
     device = resolve_device(cfg.device)
     model = AutoModelForCausalLM.from_pretrained(
         source,

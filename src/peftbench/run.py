@@ -7,6 +7,7 @@ leaves no `metrics.json`, and a later invocation simply runs it again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from typing import Optional
 import torch
 from transformers import set_seed
 
-from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, model_identity, to_plain, validate_run_config
+from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, model_identity, task_identity, to_plain, validate_run_config
 from peftbench.cost.measure import PeakMemory, forward_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
@@ -27,6 +28,7 @@ from peftbench.errors import PeftbenchError
 from peftbench.evaluate import evaluate_task
 from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
 from peftbench.methods import METHODS, MethodContext
+from peftbench.methods.base import NotMergeableError
 from peftbench.models import load_model, load_tokenizer
 from peftbench.models.gguf import origin_of
 from peftbench.models.loading import model_source
@@ -51,6 +53,11 @@ def config_hash(cfg: RunConfig) -> str:
     if plain["train"].get("checkpoint_every") is None:  # neither does scoring checkpoints; ids predating it stay
         plain["train"].pop("checkpoint_every", None)
     plain["model"] = model_identity(cfg.model)
+    plain["task"] = task_identity(cfg.task)
+    if plain.get("retention"):
+        plain["retention"]["tasks"] = [task_identity(t) for t in cfg.retention.tasks]
+    if plain["train"].get("batching") == "auto":  # packing changes speed, not the objective: ids stay
+        plain["train"].pop("batching")
     if plain["train"].get("mode") == "sft":  # SFT runs keep the ids they had before GRPO existed
         plain["train"].pop("mode")
         plain["train"].pop("grpo", None)
@@ -79,7 +86,8 @@ def is_finished(path: Path) -> bool:
 def resolve_task(task_cfg: TaskConfig):
     """The registered task, reading the config's local files when it names some."""
     task = TASKS.get(task_cfg.name)
-    return task.with_files(task_cfg.data_files) if task_cfg.data_files else task
+    task = task.with_files(task_cfg.data_files) if task_cfg.data_files else task
+    return dataclasses.replace(task, max_new_tokens=task_cfg.max_new_tokens) if task_cfg.max_new_tokens else task
 
 
 def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list]:
@@ -148,6 +156,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     trainable, total_after = count_parameters(model)
 
     optimizer = method.build_optimizer(model, params, cfg.train.lr, cfg.train.weight_decay)
+    train_cfg = cfg.train.model_copy(update={"batching": resolve_batching(cfg.train.batching, method, params)})
     device = next(model.parameters()).device
     trajectory = Trajectory(out, model, tokenizer, task, eval_data, cfg) if cfg.train.checkpoint_every else None
     if trajectory is not None:
@@ -156,7 +165,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     try:
         with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
             result = TRAINING_MODES.get(cfg.train.mode)(
-                model, tokenizer, task, data, cfg.train, Fanout(log, *trackers), show_progress, optimizer,
+                model, tokenizer, task, data, train_cfg, Fanout(log, *trackers), show_progress, optimizer,
                 lambda step: method.on_step(model, step), work_dir=out / "trainer", on_checkpoint=trajectory)
     finally:
         for tracker in trackers:
@@ -171,7 +180,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "seed": cfg.train.seed,
         "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
         "status": "done" if result.status == "completed" else result.status,
-        "train": {"mode": cfg.train.mode, **result.summary()},
+        "train": {"mode": cfg.train.mode, "batching": train_cfg.batching, **result.summary()},
         "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
                  "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
     }
@@ -179,7 +188,9 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         atomic_write_dir(out / ADAPTER_DIR, lambda tmp: method.save(model, tmp))
         metrics["cost"]["adapter_bytes"] = directory_size(out / ADAPTER_DIR)
         metrics["cost"].update(_inference_flops(model, base_flops))
+        model, merged = inference_model(method, params, model)
         evaluation = evaluate_task(model, tokenizer, task, eval_data, cfg.eval, show_progress)
+        evaluation["merged"] = merged
         atomic_write_json(out / "predictions.json", evaluation.pop("records"))
         metrics["eval"] = evaluation
         metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
@@ -194,6 +205,28 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(cfg.model)))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics
+
+
+def inference_model(method, params, model):
+    """(the model to evaluate, whether it was merged): an update that folds into the weights is
+    merged first, so generation pays no adapter overhead; the adapter is already saved.
+    A quantised base is left alone: merging into 4-bit weights would round the update."""
+    if not method.mergeable or "quantization_config" in method.load_kwargs(params):
+        return model, False
+    try:
+        return method.merge(model), True
+    except NotMergeableError:  # the generic peft method, for a prompt-learning type
+        return model, False
+
+
+def resolve_batching(batching: str, method, params) -> str:
+    """`auto` becomes packed where the method allows it; packed where it does not is an error."""
+    if batching == "auto":
+        return "packed" if method.packs(params) else "padded"
+    if batching == "packed" and not method.packs(params):
+        raise PeftbenchError(f"train.batching: packed does not suit method {method.name!r} (it prepends virtual "
+                             "tokens to every row); use auto or padded")
+    return batching
 
 
 def _model_origin(model_cfg) -> dict:
@@ -279,7 +312,7 @@ def evaluate_model(
 
 
 def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:
-    key = json.dumps([model_identity(model_cfg), to_plain(task_cfg), to_plain(eval_cfg)], sort_keys=True)
+    key = json.dumps([model_identity(model_cfg), task_identity(task_cfg), to_plain(eval_cfg)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return Path(output_dir) / suite / f"base-{task_cfg.name}-{digest}"
 

@@ -16,6 +16,8 @@ from peftbench.tasks.base import Example, Task
 def _predict_generate(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
     """One completion per prompt, or `num_samples` of them (a list per example, for pass@k)."""
     n = cfg.num_samples
+    if task.max_new_tokens:
+        cfg = cfg.model_copy(update={"max_new_tokens": task.max_new_tokens})
     prompts = [encode_prompt(tokenizer, e.prompt) for e in examples for _ in range(n)]
     raw = generate(model, tokenizer, prompts, cfg, show_progress, complete=task.extraction_complete)
     predictions = [task.extract(text) for text in raw]

@@ -67,6 +67,11 @@ class Method(ABC):
         """How runs of this method are named in run ids and tables."""
         return self.name
 
+    def packs(self, params: MethodParams) -> bool:
+        """Whether packed batches suit it: each example's tokens must stand alone in a row, which
+        methods that prepend virtual tokens to every row (soft prompts) break."""
+        return self.family not in ("soft-prompt", "hybrid")
+
     def check_environment(self, params: MethodParams) -> None:
         """Raise MethodUnavailableError before anything loads if this machine cannot run it."""
 

@@ -74,6 +74,11 @@ class PeftPassthrough(PeftMethod):
             kwargs["target_modules"] = resolve_target_modules(model, kwargs["target_modules"])
         return cls(task_type=TaskType.CAUSAL_LM, **kwargs)
 
+    def packs(self, params: PassthroughParams) -> bool:
+        from peft.config import PromptLearningConfig
+
+        return not issubclass(peft_config_classes()[params.peft_type], PromptLearningConfig)
+
     def merge(self, model):
         if model.peft_config["default"].is_prompt_learning:
             return Method.merge(self, model)  # virtual tokens have no weights to fold into

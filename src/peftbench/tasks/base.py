@@ -68,6 +68,7 @@ class Task:
     tags: tuple[str, ...] = field(default_factory=tuple)
     max_train: Optional[int] = None  # default size caps; a run's task config overrides them
     max_eval: Optional[int] = None
+    max_new_tokens: Optional[int] = None  # overrides eval.max_new_tokens when set (from the run's task config)
     # the same task reading local files in the real schema ({split: path}); None: not file-backed
     using_files: Optional[Callable[[Mapping[str, str]], "Task"]] = None
 

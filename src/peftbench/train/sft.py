@@ -20,7 +20,7 @@ from peftbench.config import TrainConfig
 from peftbench.io import JsonlLog
 from peftbench.progress import progress_bar
 from peftbench.tasks.base import Example
-from peftbench.train.data import encode_examples, epoch_batches, pad_batch
+from peftbench.train.data import BATCHERS, encode_examples, epoch_batches, pad_batch, real_tokens
 
 
 @dataclass
@@ -177,6 +177,7 @@ def train_sft(
     )
     result = TrainResult(status="completed", steps=0, total_steps=total)
     batches = _micro_batches(encoded, cfg)
+    collate = BATCHERS["padded" if cfg.batching == "auto" else cfg.batching]  # auto is resolved by the caller
     window_loss, window_tokens, window_start = [], 0, time.perf_counter()
     start = time.perf_counter()
     model.train()
@@ -185,17 +186,19 @@ def train_sft(
             step_loss = 0.0
             for _ in range(cfg.grad_accum):
                 batch = next(batches)
-                padded = {k: v.to(device) for k, v in pad_batch(batch, tokenizer.pad_token_id).items()}
-                loss = model(**padded).loss
+                tensors = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
+                # no KV cache in training: it is never read, and transformers only honours packed
+                # position ids (block-diagonal attention) when there is none
+                loss = model(**tensors, use_cache=False).loss
                 if not torch.isfinite(loss):
                     return _diverged(model, result, start, f"loss is {loss.item()} at step {result.steps + 1}")
                 (loss / cfg.grad_accum).backward()
                 step_loss += loss.item() / cfg.grad_accum
-                real_tokens = int(padded["attention_mask"].sum())
-                result.tokens += real_tokens
+                n_real = real_tokens(batch)
+                result.tokens += n_real
                 result.target_tokens += sum(e.target_tokens for e in batch)
                 result.samples += len(batch)
-                window_tokens += real_tokens
+                window_tokens += n_real
             if cfg.max_grad_norm is not None:
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 if not torch.isfinite(norm):

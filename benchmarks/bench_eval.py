@@ -1,0 +1,133 @@
+"""Batched generation evaluation: peftbench's evaluator against the plain recipe.
+
+    python benchmarks/bench_eval.py --out benchmarks/results/bench_eval.json
+    python benchmarks/bench_eval.py --model smollm2-135m --tasks humaneval-heldout --max-new-tokens 256
+
+Both sides score the same LoRA-tuned model on the same examples with greedy decoding and
+the same batch size, in one process, alternating, several repetitions. The baseline is
+what the seed studies ran: the peft model as trained (adapter not merged), batches in
+dataset order (no length sorting), one `generate` call per batch running until every
+row has hit EOS or max_new_tokens. peftbench evaluates merged weights, longest prompts
+first, and stops each row once its extracted answer is final. The predictions of both
+must be identical (checked, and written to the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from peftbench.config import EvalConfig, ModelConfig, TrainConfig
+from peftbench.evaluate import evaluate_task
+from peftbench.evaluate.generation import left_pad
+from peftbench.methods import METHODS
+from peftbench.models import load_model, load_tokenizer
+from peftbench.prompting import encode_prompt
+from peftbench.run import inference_model
+from peftbench.tasks import TASKS
+from peftbench.tasks.micro import GENERAL_TASKS
+from peftbench.train import train_sft
+
+LORA = {"r": 8, "alpha": 16, "target_modules": "all-linear"}
+
+
+def tuned_model(model_name: str, train_task: str, steps: int):
+    """The base model with a LoRA adapter briefly trained on a target task."""
+    cfg = ModelConfig(name=model_name, device="cpu")
+    tokenizer = load_tokenizer(cfg)
+    lora = METHODS.get("lora")
+    torch.manual_seed(0)
+    model = lora.attach(load_model(cfg), lora.params(LORA))
+    examples = TASKS.get(train_task).examples("train", limit=steps * 16, seed=0)
+    train_sft(model, tokenizer, examples, TrainConfig(max_steps=steps, batch_size=16, lr=2e-3), show_progress=False)
+    return model.eval(), tokenizer
+
+
+@torch.inference_mode()
+def baseline(model, tokenizer, task, examples, cfg: EvalConfig) -> list[str]:
+    """Dataset order, one generate call per batch, to EOS or max_new_tokens, adapter unmerged."""
+    predictions = []
+    for start in range(0, len(examples), cfg.batch_size):
+        chunk = examples[start : start + cfg.batch_size]
+        ids, mask = left_pad([encode_prompt(tokenizer, e.prompt) for e in chunk], tokenizer.pad_token_id)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        predictions += [task.extract(tokenizer.decode(row, skip_special_tokens=True)) for row in out[:, ids.shape[1] :]]
+    return predictions
+
+
+def peftbench_path(model, tokenizer, task, examples, cfg: EvalConfig) -> list[str]:
+    return [r["prediction"] for r in evaluate_task(model, tokenizer, task, examples, cfg, show_progress=False)["records"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="micro")
+    parser.add_argument("--train-task", default="micro-math", help="the LoRA adapter is trained on this")
+    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--tasks", nargs="+", default=["micro-math", "micro-code", *GENERAL_TASKS])
+    parser.add_argument("--per-task", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    cfg = EvalConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    work = {name: TASKS.get(name).examples(TASKS.get(name).eval_split, limit=args.per_task, seed=0) for name in args.tasks}
+    n = sum(map(len, work.values()))
+
+    model, tokenizer = tuned_model(args.model, args.train_task, args.train_steps)
+    merged_model, _ = inference_model(METHODS.get("lora"), METHODS.get("lora").params(LORA), copy.deepcopy(model))
+    sides = {
+        "baseline_unmerged_unsorted_to_max": lambda: {t: baseline(model, tokenizer, TASKS.get(t), ex, cfg) for t, ex in work.items()},
+        "peftbench_merged_sorted_stopping": lambda: {t: peftbench_path(merged_model, tokenizer, TASKS.get(t), ex, cfg) for t, ex in work.items()},
+    }
+    first = next(iter(work))
+    baseline(model, tokenizer, TASKS.get(first), work[first][:4], cfg)  # untimed warm-up of both paths
+    peftbench_path(merged_model, tokenizer, TASKS.get(first), work[first][:4], cfg)
+    seconds: dict[str, list[float]] = {s: [] for s in sides}
+    predictions = {}
+    for rep in range(args.reps):
+        for side in (list(sides) if rep % 2 == 0 else list(reversed(sides))):
+            start = time.perf_counter()
+            predictions[side] = sides[side]()
+            seconds[side].append(time.perf_counter() - start)
+            print(f"rep {rep} {side:36s} {n / seconds[side][-1]:7.2f} samples/s  {seconds[side][-1]:6.1f} s")
+    a, b = (predictions[s] for s in sides)
+    differing = {t: sum(x != y for x, y in zip(a[t], b[t])) for t in work}
+    scores = {s: {t: _score(TASKS.get(t), predictions[s][t], work[t]) for t in work} for s in sides}
+    rate = {s: n / statistics.median(seconds[s]) for s in sides}
+    base = rate["baseline_unmerged_unsorted_to_max"]
+    report = {
+        "benchmark": "bench_eval", "date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "settings": {k: v for k, v in vars(args).items() if k != "out"}, "samples": n,
+        "median_samples_per_s": rate, "ratio_vs_baseline": {s: rate[s] / base for s in sides},
+        "predictions_differing": differing, "identical": not any(differing.values()), "scores": scores,
+        "seconds": seconds,
+    }
+    for s in sides:
+        print(f"{s:36s} median {rate[s]:7.2f} samples/s   x{rate[s] / base:.2f}")
+    print(f"identical predictions: {report['identical']} (differing per task: {differing})")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
+
+
+def _score(task, predictions, examples) -> float:
+    from peftbench.metrics import get_metric
+
+    return get_metric(task.primary_metric)(predictions, [e.grading_reference for e in examples])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""SFT training throughput: peftbench's loop against the plain transformers Trainer + peft recipe.
+
+    python benchmarks/bench_train.py --out benchmarks/results/bench_train.json
+    python benchmarks/bench_train.py --model 100m --steps 6 --reps 2
+
+Both sides get the same model, the same LoRA, the same tokenised examples (prompt masked
+out of the loss, as every peftbench task) and the same batch size, in one process, in
+alternating order, several repetitions. The baseline is what the seed studies ran: a
+`Trainer` over the peft model, a shuffled sampler, `DataCollatorForSeq2Seq` padding each
+batch of 16 to its longest example. peftbench runs its own loop with packed batches
+(`train.batching: packed`, the default) and, as a second variant, with length-grouped
+padded batches. The figure is real (non-pad) tokens per second of wall time around the
+whole training call; the JSON keeps every repetition and the median ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import random
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from peftbench.config import ModelConfig, TrainConfig
+from peftbench.cost.measure import PeakMemory
+from peftbench.methods import METHODS
+from peftbench.models import load_model, load_tokenizer
+from peftbench.tasks import TASKS
+from peftbench.train import train_sft
+from peftbench.train.data import encode_examples
+
+# a mixture with the length spread real SFT data has: short reviews, word problems,
+# code specs and longer passages
+MIXTURE = ("micro-sentiment", "micro-math", "micro-code", "micro-nli", "micro-med")
+
+
+def training_examples(count: int):
+    """`count` examples drawn evenly from the mixture: exactly one epoch for both sides, so
+    both train on every example once and process the same real tokens."""
+    per_task = -(-count // len(MIXTURE))
+    examples = [e for name in MIXTURE for e in TASKS.get(name).examples("train", limit=per_task, seed=0)]
+    random.Random(0).shuffle(examples)
+    return examples[:count]
+
+
+def build_model(kind: str):
+    tokenizer = load_tokenizer(ModelConfig(name="micro"))
+    if kind == "micro":
+        return load_model(ModelConfig(name="micro", device="cpu")), tokenizer
+    # ~100M parameters from config (random init: throughput does not depend on the weights)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=2048, num_hidden_layers=14,
+                         num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=1024,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return LlamaForCausalLM(config), tokenizer
+
+
+def with_lora(model):
+    lora = METHODS.get("lora")
+    return lora.attach(model, lora.params({"r": 8, "alpha": 16, "target_modules": "all-linear"}))
+
+
+def run_baseline(model, tokenizer, examples, args) -> dict:
+    """transformers Trainer + peft, padded batches: the recipe of the seed studies."""
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    encoded = encode_examples(tokenizer, examples, args.max_length)
+    data = Dataset.from_list([{"input_ids": e.input_ids, "labels": e.labels} for e in encoded])
+    targs = TrainingArguments(
+        output_dir=str(Path(args.work) / "trainer"), per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="linear", logging_steps=10_000,
+        save_strategy="no", report_to=[], seed=0, disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collator)
+    start = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - start
+    # one epoch of exactly steps x batch examples: every token is seen once
+    return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss}
+
+
+def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool) -> dict:
+    cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
+                      batching=batching, group_by_length=group, logging_steps=10_000)
+    start = time.perf_counter()
+    result = train_sft(model, tokenizer, examples, cfg, show_progress=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "tokens": result.tokens, "mean_loss": sum(result.losses) / len(result.losses)}
+
+
+VARIANTS = {
+    "baseline_trainer_padded": lambda m, t, e, a: run_baseline(m, t, e, a),
+    "peftbench_packed": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False),
+    "peftbench_padded_grouped": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True),
+}
+
+
+def measure(kind: str, variant: str, examples, args) -> dict:
+    model, tokenizer = build_model(kind)
+    model = with_lora(model)
+    gc.collect()
+    with PeakMemory(torch.device("cpu")) as memory:
+        figures = VARIANTS[variant](model, tokenizer, examples, args)
+    figures["tokens_per_s"] = figures["tokens"] / figures["seconds"]
+    figures["peak_rss_bytes"] = memory.peak_bytes
+    del model
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["micro", "100m"], default="micro")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--work", default="/tmp/peftbench-bench-train")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    examples = training_examples(args.steps * args.batch_size)
+    tokenizer = load_tokenizer(ModelConfig(name="micro"))
+    encoded = encode_examples(tokenizer, examples, args.max_length)
+    lengths = sorted(len(e.input_ids) for e in encoded)
+    print(f"{len(examples)} examples, lengths min {lengths[0]} median {lengths[len(lengths) // 2]} max {lengths[-1]}")
+
+    # untimed warm-up of every path (first calls pay for kernel selection and allocation)
+    warm = argparse.Namespace(**{**vars(args), "steps": 2})
+    for variant in VARIANTS:
+        measure(args.model, variant, examples[: 2 * args.batch_size], warm)
+
+    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for rep in range(args.reps):
+        order = list(VARIANTS) if rep % 2 == 0 else list(reversed(VARIANTS))  # alternate who goes first
+        for variant in order:
+            figures = measure(args.model, variant, examples, args)
+            runs[variant].append(figures)
+            print(f"rep {rep} {variant:26s} {figures['tokens_per_s']:9.1f} tok/s  {figures['seconds']:6.2f} s  "
+                  f"peak RSS {figures['peak_rss_bytes'] / 2**20:.0f} MiB")
+
+    median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in VARIANTS}
+    base = median["baseline_trainer_padded"]
+    report = {
+        "benchmark": "bench_train", "date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "model": args.model,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
+        "data": {"tasks": MIXTURE, "examples": len(examples), "length_min_median_max": [lengths[0], lengths[len(lengths) // 2], lengths[-1]]},
+        "median_tokens_per_s": median,
+        "ratio_vs_baseline": {v: median[v] / base for v in VARIANTS},
+        "runs": runs,
+    }
+    for variant in VARIANTS:
+        print(f"{variant:26s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Packed batches: the same examples end to end, position ids restarting, no cross-attention:
+the loss, the gradients and a short training run must match padded batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from peftbench.config import ModelConfig, TrainConfig
+from peftbench.methods import METHODS
+from peftbench.models import load_model, load_tokenizer
+from peftbench.prompting import IGNORE_INDEX
+from peftbench.run import resolve_batching
+from peftbench.errors import PeftbenchError
+from peftbench.tasks import TASKS
+from peftbench.train.data import encode_examples, pack_batch, pad_batch
+from peftbench.train.sft import train_sft
+
+
+def micro():
+    cfg = ModelConfig(name="micro", device="cpu")
+    return load_model(cfg), load_tokenizer(cfg)
+
+
+def encoded_batch(tokenizer, n=6, loss_on_prompt=False):
+    """Examples of mixed lengths (long word problems, short copies), as real SFT data has."""
+    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=n)]
+    return encode_examples(tokenizer, examples, 256, loss_on_prompt)
+
+
+def test_packing_fills_rows_and_restarts_positions():
+    _, tok = micro()
+    batch = encoded_batch(tok)
+    packed = pack_batch(batch, tok.pad_token_id)
+    width = max(len(e.input_ids) for e in batch)
+    assert packed["input_ids"].shape[1] == width and packed["input_ids"].shape[0] < len(batch)
+    # every example's tokens are there once, each starting at position 0
+    assert int((packed["position_ids"] == 0).sum()) >= len(batch)
+    kept = packed["labels"] != IGNORE_INDEX
+    assert int(kept.sum()) == sum(e.target_tokens for e in batch)
+
+
+@pytest.mark.parametrize("loss_on_prompt", [False, True])
+def test_packed_loss_and_gradients_equal_padded(loss_on_prompt):
+    model, tok = micro()
+    batch = encoded_batch(tok, loss_on_prompt=loss_on_prompt)
+    results = []
+    for collate in (pad_batch, pack_batch):
+        model.zero_grad()
+        loss = model(**collate(batch, tok.pad_token_id), use_cache=False).loss
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+    (padded_loss, padded_grads), (packed_loss, packed_grads) = results
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
+    for a, b in zip(padded_grads, packed_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_without_position_restarts_the_examples_would_see_each_other():
+    # the guard above has teeth: the same packed rows with plain positions (one long sequence) give another loss
+    model, tok = micro()
+    batch = encoded_batch(tok)
+    packed = pack_batch(batch, tok.pad_token_id)
+    plain = torch.arange(packed["input_ids"].shape[1]).expand_as(packed["input_ids"])
+    with torch.no_grad():
+        right = model(**packed, use_cache=False).loss.item()
+        wrong = model(**{**packed, "position_ids": plain}, use_cache=False).loss.item()
+        padded = model(**pad_batch(batch, tok.pad_token_id), use_cache=False).loss.item()
+    assert right == pytest.approx(padded, rel=1e-5)
+    assert abs(right - wrong) > 1e-3
+
+
+def test_a_short_lora_run_trains_the_same_packed_or_padded():
+    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=24)]
+    losses = {}
+    for batching in ("padded", "packed"):
+        torch.manual_seed(0)
+        model, tok = micro()
+        model = METHODS.get("lora").attach(model, METHODS.get("lora").params({"target_modules": "all-linear"}))
+        cfg = TrainConfig(max_steps=6, batch_size=8, lr=3e-3, batching=batching)
+        losses[batching] = train_sft(model, tok, examples, cfg, show_progress=False).losses
+    assert losses["packed"] == pytest.approx(losses["padded"], rel=1e-3)
+    assert losses["packed"][-1] < losses["packed"][0]
+
+
+def test_soft_prompts_are_not_packed():
+    prompt, lora = METHODS.get("prompt"), METHODS.get("lora")
+    assert resolve_batching("auto", lora, lora.params({})) == "packed"
+    assert resolve_batching("auto", prompt, prompt.params({})) == "padded"
+    passthrough = METHODS.get("peft")
+    assert resolve_batching("auto", passthrough, passthrough.params({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4})) == "padded"
+    with pytest.raises(PeftbenchError, match="train.batching"):
+        resolve_batching("packed", prompt, prompt.params({}))

@@ -61,6 +61,7 @@ def baseline(model, tokenizer, task, examples, cfg: EvalConfig) -> list[str]:
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         predictions += [task.extract(tokenizer.decode(row, skip_special_tokens=True)) for row in out[:, ids.shape[1] :]]
+    _score(task, predictions, examples)  # graded too, as the evaluator does (micro-code runs its tests)
     return predictions
 
 

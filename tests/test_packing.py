@@ -14,7 +14,7 @@ from peftbench.run import resolve_batching
 from peftbench.errors import PeftbenchError
 from peftbench.tasks import TASKS
 from peftbench.train.data import encode_examples, pack_batch, pad_batch
-from peftbench.train.sft import train_sft
+from peftbench.train.sft import train_sft, transformer_of
 
 
 def micro():
@@ -91,3 +91,27 @@ def test_soft_prompts_are_not_packed():
     assert resolve_batching("auto", passthrough, passthrough.params({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4})) == "padded"
     with pytest.raises(PeftbenchError, match="train.batching"):
         resolve_batching("packed", prompt, prompt.params({}))
+
+
+@pytest.mark.parametrize("setting", [{"gradient_checkpointing": True}, {"batching": "packed", "gradient_checkpointing": True}])
+def test_gradient_checkpointing_trains_the_same(setting):
+    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=16)]
+    losses = {}
+    for variant in ({}, setting):
+        torch.manual_seed(0)
+        model, tok = micro()
+        model = METHODS.get("lora").attach(model, METHODS.get("lora").params({"target_modules": "all-linear"}))
+        cfg = TrainConfig(**{"max_steps": 4, "batch_size": 8, "lr": 3e-3, "batching": "padded", **variant})
+        losses[str(variant)] = train_sft(model, tok, examples, cfg, show_progress=False).losses
+        assert not transformer_of(model).is_gradient_checkpointing  # switched off again for evaluation
+    plain, other = losses.values()
+    assert other == pytest.approx(plain, rel=1e-3)
+
+
+def test_speed_settings_do_not_change_a_run_id(tmp_path):
+    from conftest import run_config
+    from peftbench.run import run_id
+
+    plain = run_config(tmp_path)
+    fast = run_config(tmp_path, train={"batching": "packed", "gradient_checkpointing": True, "compile": True})
+    assert run_id(plain) == run_id(fast)

@@ -135,6 +135,10 @@ class TrainConfig(_Strict):
         "auto", description="packed: each batch's examples end to end in as few rows as fit, position ids "
         "restarting per example so none attends to another (no padding work, same loss); padded: one example "
         "per row; auto: packed unless the method prepends virtual tokens (soft prompts), which need a row each")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: "
+                                         "less memory for longer sequences or bigger batches, ~30% slower")
+    compile: bool = Field(False, description="torch.compile the model for training (dynamic shapes); pays a "
+                          "compile time up front, worth it for long runs")
 
     @model_validator(mode="after")
     def _grpo_fits(self) -> "TrainConfig":

@@ -45,6 +45,11 @@ METRICS_FILE = "metrics.json"
 ADAPTER_DIR = "adapter"
 
 
+# training settings that change how fast a run goes and how much memory it takes, not what
+# it optimises (packed batches give the same loss: tested), so not a run's identity
+SPEED_SETTINGS = ("batching", "gradient_checkpointing", "compile")
+
+
 def config_hash(cfg: RunConfig) -> str:
     """Identity of a run: everything that changes its result (not where it is written)."""
     plain = to_plain(cfg)
@@ -56,8 +61,8 @@ def config_hash(cfg: RunConfig) -> str:
     plain["task"] = task_identity(cfg.task)
     if plain.get("retention"):
         plain["retention"]["tasks"] = [task_identity(t) for t in cfg.retention.tasks]
-    if plain["train"].get("batching") == "auto":  # packing changes speed, not the objective: ids stay
-        plain["train"].pop("batching")
+    for speed_only in SPEED_SETTINGS:  # they change speed and memory, not the objective: ids stay
+        plain["train"].pop(speed_only, None)
     if plain["train"].get("mode") == "sft":  # SFT runs keep the ids they had before GRPO existed
         plain["train"].pop("mode")
         plain["train"].pop("grpo", None)

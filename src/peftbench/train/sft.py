@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -95,7 +96,37 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+    groups = [g for g in groups if g["params"]]
+    try:  # one fused kernel for the whole update where torch has it (CUDA, CPU), else the foreach loop
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def transformer_of(model: nn.Module):
+    """The transformers model inside a peft or hand-written wrapper (the first PreTrainedModel)."""
+    from transformers import PreTrainedModel
+
+    return next(m for m in model.modules() if isinstance(m, PreTrainedModel))
+
+
+@contextmanager
+def training_speedups(model: nn.Module, cfg: TrainConfig):
+    """Gradient checkpointing and torch.compile for the training loop only: evaluation
+    afterwards runs the plain model (generation needs neither)."""
+    inner = transformer_of(model)
+    if cfg.gradient_checkpointing:
+        # non-reentrant: works when the inputs need no grad (frozen embeddings under PEFT)
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.compile:
+        inner.compile(dynamic=True)
+    try:
+        yield
+    finally:
+        if cfg.gradient_checkpointing:
+            inner.gradient_checkpointing_disable()
+        if cfg.compile:
+            inner._compiled_call_impl = None  # what nn.Module.compile set: calls go to forward again
 
 
 def _warmup_steps(cfg: TrainConfig, total: int) -> int:
@@ -181,7 +212,7 @@ def train_sft(
     window_loss, window_tokens, window_start = [], 0, time.perf_counter()
     start = time.perf_counter()
     model.train()
-    with progress_bar(total, "training", show_progress) as advance:
+    with training_speedups(model, cfg), progress_bar(total, "training", show_progress) as advance:
         while result.steps < total:
             step_loss = 0.0
             for _ in range(cfg.grad_accum):

@@ -9,7 +9,8 @@ alternating order, several repetitions. The baseline is what the seed studies ra
 `Trainer` over the peft model, a shuffled sampler, `DataCollatorForSeq2Seq` padding each
 batch of 16 to its longest example. peftbench runs its own loop with packed batches
 (`train.batching: packed`, the default) and, as a second variant, with length-grouped
-padded batches. The figure is real (non-pad) tokens per second of wall time around the
+padded batches; each side also in bf16 mixed precision (`train.precision: bf16`; the
+Trainer's `bf16=True`). The figure is real (non-pad) tokens per second of wall time around the
 whole training call; the JSON keeps every repetition and the median ratio.
 """
 
@@ -69,7 +70,7 @@ def with_lora(model):
     return lora.attach(model, lora.params({"r": 8, "alpha": 16, "target_modules": "all-linear"}))
 
 
-def run_baseline(model, tokenizer, examples, args) -> dict:
+def run_baseline(model, tokenizer, examples, args, bf16: bool = False) -> dict:
     """transformers Trainer + peft, padded batches: the recipe of the seed studies."""
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
@@ -79,7 +80,8 @@ def run_baseline(model, tokenizer, examples, args) -> dict:
     targs = TrainingArguments(
         output_dir=str(Path(args.work) / "trainer"), per_device_train_batch_size=args.batch_size,
         max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="linear", logging_steps=10_000,
-        save_strategy="no", report_to=[], seed=0, disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
+        save_strategy="no", report_to=[], seed=0, disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
+        bf16=bf16)
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collator)
     start = time.perf_counter()
@@ -89,19 +91,24 @@ def run_baseline(model, tokenizer, examples, args) -> dict:
     return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss}
 
 
-def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool) -> dict:
+def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, precision: str = "fp32") -> dict:
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
-                      batching=batching, group_by_length=group, logging_steps=10_000)
+                      batching=batching, group_by_length=group, logging_steps=10_000, precision=precision)
     start = time.perf_counter()
     result = train_sft(model, tokenizer, examples, cfg, show_progress=False)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "tokens": result.tokens, "mean_loss": sum(result.losses) / len(result.losses)}
 
 
+# fp32 on both sides is the like-for-like comparison; bf16 (autocast over float32 weights)
+# is shown on both sides too, for CPUs with native bf16 and for GPUs
 VARIANTS = {
     "baseline_trainer_padded": lambda m, t, e, a: run_baseline(m, t, e, a),
+    "baseline_trainer_padded_bf16": lambda m, t, e, a: run_baseline(m, t, e, a, bf16=True),
     "peftbench_packed": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False),
     "peftbench_padded_grouped": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True),
+    "peftbench_packed_bf16": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False, "bf16"),
+    "peftbench_padded_grouped_bf16": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True, "bf16"),
 }
 
 
@@ -148,7 +155,7 @@ def main() -> None:
         for variant in order:
             figures = measure(args.model, variant, examples, args)
             runs[variant].append(figures)
-            print(f"rep {rep} {variant:26s} {figures['tokens_per_s']:9.1f} tok/s  {figures['seconds']:6.2f} s  "
+            print(f"rep {rep} {variant:30s} {figures['tokens_per_s']:9.1f} tok/s  {figures['seconds']:6.2f} s  "
                   f"peak RSS {figures['peak_rss_bytes'] / 2**20:.0f} MiB")
 
     median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in VARIANTS}
@@ -163,7 +170,7 @@ def main() -> None:
         "runs": runs,
     }
     for variant in VARIANTS:
-        print(f"{variant:26s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}")
+        print(f"{variant:30s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))

@@ -3,7 +3,7 @@
 import torch
 
 from peftbench.config import EvalConfig, ModelConfig
-from peftbench.evaluate.generation import generate
+from peftbench.evaluate.generation import generate, left_pad
 from peftbench.evaluate.loglik import continuation_logprobs
 from peftbench.models import load_model, load_tokenizer
 from peftbench.prompting import encode_answer, encode_prompt
@@ -104,3 +104,29 @@ def test_a_task_can_cap_its_own_generation_budget(parity_task):
     short = evaluate_model(cfg, TaskConfig(name=PARITY_TASK, max_eval=8, max_new_tokens=2), eval_cfg, show_progress=False)
     assert max(len(r["output"]) for r in short["records"]) <= 2  # one character per token
     assert max(len(r["output"]) for r in long["records"]) > 2
+
+
+def test_compacting_greedy_decoding_gives_the_tokens_of_generate():
+    from peftbench.evaluate.generation import greedy_compacting
+    from peftbench.tasks import TASKS
+
+    for name in ("tiny-random-llama", "micro"):
+        cfg = ModelConfig(name=name, device="cpu")
+        model, tok = load_model(cfg), load_tokenizer(cfg)
+        prompts = [encode_prompt(tok, e.prompt) for n in ("micro-copy", "micro-math", "micro-facts")
+                   for e in TASKS.get(n).examples("test", limit=4)]
+        ids, mask = left_pad(prompts, tok.pad_token_id)
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20, do_sample=False,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        reference = [tok.decode(row, skip_special_tokens=True) for row in out[:, ids.shape[1]:]]
+        with torch.no_grad():
+            compact = [tok.decode(row, skip_special_tokens=True) for row in greedy_compacting(model, tok, ids, mask, 20)]
+        assert compact == reference, name
+        # with an answer-complete test, each row is the reference cut where its answer became final
+        first_line = TASKS.get("micro-copy").extraction_complete
+        with torch.no_grad():
+            cut = [tok.decode(row, skip_special_tokens=True)
+                   for row in greedy_compacting(model, tok, ids, mask, 20, first_line)]
+        assert all(r.startswith(c) for c, r in zip(cut, reference))
+        assert [c.strip().split("\n")[0] for c in cut] == [r.strip().split("\n")[0] for r in reference]

@@ -115,3 +115,22 @@ def test_speed_settings_do_not_change_a_run_id(tmp_path):
     plain = run_config(tmp_path)
     fast = run_config(tmp_path, train={"batching": "packed", "gradient_checkpointing": True, "compile": True})
     assert run_id(plain) == run_id(fast)
+
+
+def test_bf16_mixed_precision_trains_like_fp32_and_is_part_of_the_run_id(tmp_path):
+    from conftest import run_config
+    from peftbench.run import run_id
+
+    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=16)]
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model, tok = micro()
+        model = METHODS.get("lora").attach(model, METHODS.get("lora").params({"target_modules": "all-linear"}))
+        cfg = TrainConfig(max_steps=4, batch_size=8, lr=3e-3, precision=precision)
+        losses[precision] = train_sft(model, tok, examples, cfg, show_progress=False).losses
+        assert next(model.parameters()).dtype == torch.float32  # the weights stay float32: autocast only
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)
+    assert losses["bf16"] != losses["fp32"]  # autocast was on
+    assert run_id(run_config(tmp_path)) == run_id(run_config(tmp_path, train={"precision": "auto"}))
+    assert run_id(run_config(tmp_path)) != run_id(run_config(tmp_path, train={"precision": "bf16"}))

@@ -135,6 +135,9 @@ class TrainConfig(_Strict):
         "auto", description="packed: each batch's examples end to end in as few rows as fit, position ids "
         "restarting per example so none attends to another (no padding work, same loss); padded: one example "
         "per row; auto: packed unless the method prepends virtual tokens (soft prompts), which need a row each")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16: mixed precision (bf16 autocast over float32 weights), on CUDA and on CPUs with "
+        "native bf16 (AVX512-BF16/AMX); auto: bf16 on CUDA devices that support it, fp32 elsewhere")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: "
                                          "less memory for longer sequences or bigger batches, ~30% slower")
     compile: bool = Field(False, description="torch.compile the model for training (dynamic shapes); pays a "

@@ -37,6 +37,7 @@ from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
 from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
+from peftbench.train.sft import autocast_dtype
 from peftbench.train.modes import TRAINING_MODES
 from peftbench.train.sft import total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers
@@ -63,6 +64,8 @@ def config_hash(cfg: RunConfig) -> str:
         plain["retention"]["tasks"] = [task_identity(t) for t in cfg.retention.tasks]
     for speed_only in SPEED_SETTINGS:  # they change speed and memory, not the objective: ids stay
         plain["train"].pop(speed_only, None)
+    if plain["train"].get("precision") == "auto":  # mixed precision changes the numbers: part of an id when set
+        plain["train"].pop("precision")
     if plain["train"].get("mode") == "sft":  # SFT runs keep the ids they had before GRPO existed
         plain["train"].pop("mode")
         plain["train"].pop("grpo", None)
@@ -185,7 +188,8 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "seed": cfg.train.seed,
         "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
         "status": "done" if result.status == "completed" else result.status,
-        "train": {"mode": cfg.train.mode, "batching": train_cfg.batching, **result.summary()},
+        "train": {"mode": cfg.train.mode, "batching": train_cfg.batching,
+                  "precision": "bf16" if autocast_dtype(cfg.train.precision, device) else "fp32", **result.summary()},
         "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
                  "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
     }

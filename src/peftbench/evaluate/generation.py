@@ -60,11 +60,64 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
         for start in range(0, len(order), cfg.batch_size):
             chunk = order[start : start + cfg.batch_size]
             ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
-            stopping = StoppingCriteriaList([AnswerComplete(tokenizer, ids.shape[1], complete)]) if complete else None
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=gen_cfg,
-                                 stopping_criteria=stopping)
-            new_tokens = out[:, ids.shape[1] :]
+            if compacts(model, cfg):
+                new_tokens = greedy_compacting(model, tokenizer, ids.to(device), mask.to(device), cfg.max_new_tokens,
+                                               complete)
+            else:
+                stopping = StoppingCriteriaList([AnswerComplete(tokenizer, ids.shape[1], complete)]) if complete else None
+                out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=gen_cfg,
+                                     stopping_criteria=stopping)
+                new_tokens = out[:, ids.shape[1] :]
             for i, row in zip(chunk, new_tokens):
                 outputs[i] = tokenizer.decode(row, skip_special_tokens=True)
             advance(len(chunk))
     return outputs
+
+
+def compacts(model, cfg: EvalConfig) -> bool:
+    """Greedy decoding of a plain transformers model (a base, merged or fully tuned one) goes
+    through `greedy_compacting`; sampling and wrapped models (adapters that are not merged,
+    soft prompts) through `generate`."""
+    from transformers import PreTrainedModel
+
+    return not cfg.do_sample and isinstance(model, PreTrainedModel)
+
+
+def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
+                      complete: Optional[Callable[[str], bool]] = None) -> list[list[int]]:
+    """Greedy decoding with a KV cache that drops each row from the batch once it is done
+    (EOS, or its answer is final), so the rest run on a smaller batch. `generate` keeps
+    finished rows in every forward pass until the last row ends: with one long answer in a
+    batch of short ones, that is most of the work. The tokens are those of greedy
+    `generate` (tested)."""
+    from transformers import DynamicCache
+
+    eos = {tokenizer.eos_token_id} if isinstance(tokenizer.eos_token_id, int) else set(tokenizer.eos_token_id or [])
+    rows = list(range(ids.shape[0]))  # original row of each live batch row
+    new_tokens: list[list[int]] = [[] for _ in rows]
+    cache = DynamicCache()
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True).logits[:, -1]
+    for _ in range(max_new_tokens):
+        chosen = logits.argmax(-1)
+        keep = []
+        for live, row in enumerate(rows):
+            token = int(chosen[live])
+            new_tokens[row].append(token)
+            done = token in eos or (complete is not None and complete(
+                tokenizer.decode(new_tokens[row], skip_special_tokens=True)))
+            if not done:
+                keep.append(live)
+        if not keep or len(new_tokens[rows[0]]) >= max_new_tokens:
+            break
+        if len(keep) < len(rows):
+            index = torch.tensor(keep, device=ids.device)
+            cache.batch_select_indices(index)
+            mask, chosen = mask[index], chosen[index]
+            rows = [rows[i] for i in keep]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+        step_positions = (mask.sum(-1, keepdim=True) - 1)
+        logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=step_positions,
+                       past_key_values=cache, use_cache=True).logits[:, -1]
+    return new_tokens

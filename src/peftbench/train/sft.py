@@ -110,6 +110,14 @@ def transformer_of(model: nn.Module):
     return next(m for m in model.modules() if isinstance(m, PreTrainedModel))
 
 
+def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for train.precision, or None for plain float32."""
+    if precision == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else None
+    return torch.bfloat16 if precision == "bf16" else None
+
+
 @contextmanager
 def training_speedups(model: nn.Module, cfg: TrainConfig):
     """Gradient checkpointing and torch.compile for the training loop only: evaluation
@@ -209,6 +217,7 @@ def train_sft(
     result = TrainResult(status="completed", steps=0, total_steps=total)
     batches = _micro_batches(encoded, cfg)
     collate = BATCHERS["padded" if cfg.batching == "auto" else cfg.batching]  # auto is resolved by the caller
+    amp = autocast_dtype(cfg.precision, device)
     window_loss, window_tokens, window_start = [], 0, time.perf_counter()
     start = time.perf_counter()
     model.train()
@@ -220,7 +229,8 @@ def train_sft(
                 tensors = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
                 # no KV cache in training: it is never read, and transformers only honours packed
                 # position ids (block-diagonal attention) when there is none
-                loss = model(**tensors, use_cache=False).loss
+                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                    loss = model(**tensors, use_cache=False).loss
                 if not torch.isfinite(loss):
                     return _diverged(model, result, start, f"loss is {loss.item()} at step {result.steps + 1}")
                 (loss / cfg.grad_accum).backward()

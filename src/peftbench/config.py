@@ -587,25 +587,22 @@ def to_plain(cfg: BaseModel) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-def model_identity(cfg: ModelConfig) -> dict[str, Any]:
-    """The model config as cache keys use it; an unset gguf_file is left out, so keys made
-    before GGUF support existed stay valid."""
+def _unset_left_out(cfg: BaseModel, field: str) -> dict[str, Any]:
+    """The config as ids and cache keys use it: `field`, added later, is left out while unset,
+    so keys made before it existed stay valid."""
     plain = to_plain(cfg)
-    if plain.get("gguf_file") is None:
-        plain.pop("gguf_file", None)
+    if plain.get(field) is None:
+        plain.pop(field, None)
     return plain
+
+
+def model_identity(cfg: ModelConfig) -> dict[str, Any]:
+    return _unset_left_out(cfg, "gguf_file")
 
 
 def task_identity(cfg: TaskConfig) -> dict[str, Any]:
-    """The task config as ids and cache keys use it; an unset max_new_tokens is left out (ids
-    made before the field existed stay valid)."""
-    plain = to_plain(cfg)
-    if plain.get("max_new_tokens") is None:
-        plain.pop("max_new_tokens", None)
-    return plain
+    return _unset_left_out(cfg, "max_new_tokens")
 
 
 def retention_identity(cfg: RetentionConfig) -> dict[str, Any]:
-    plain = to_plain(cfg)
-    plain["tasks"] = [task_identity(t) for t in cfg.tasks]
-    return plain
+    return {**to_plain(cfg), "tasks": [task_identity(t) for t in cfg.tasks]}

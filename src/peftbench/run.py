@@ -20,7 +20,8 @@ from typing import Optional
 import torch
 from transformers import set_seed
 
-from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, model_identity, task_identity, to_plain, validate_run_config
+from peftbench.config import (EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, model_identity, retention_identity,
+                              task_identity, to_plain, validate_run_config)
 from peftbench.cost.measure import PeakMemory, forward_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
@@ -37,9 +38,8 @@ from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
 from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
-from peftbench.train.sft import autocast_dtype
 from peftbench.train.modes import TRAINING_MODES
-from peftbench.train.sft import total_optimizer_steps
+from peftbench.train.sft import autocast_dtype, total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers
 
 METRICS_FILE = "metrics.json"
@@ -60,8 +60,8 @@ def config_hash(cfg: RunConfig) -> str:
         plain["train"].pop("checkpoint_every", None)
     plain["model"] = model_identity(cfg.model)
     plain["task"] = task_identity(cfg.task)
-    if plain.get("retention"):
-        plain["retention"]["tasks"] = [task_identity(t) for t in cfg.retention.tasks]
+    if cfg.retention:
+        plain["retention"] = retention_identity(cfg.retention)
     for speed_only in SPEED_SETTINGS:  # they change speed and memory, not the objective: ids stay
         plain["train"].pop(speed_only, None)
     if plain["train"].get("precision") == "auto":  # mixed precision changes the numbers: part of an id when set
@@ -159,7 +159,8 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     model = load_model(cfg.model, **method.load_kwargs(params))
     _, base_total = count_parameters(model)
     base_flops = forward_flops(model)  # PSCP penalises the FLOPs a method adds, so count the base's
-    ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=model_source(cfg.model))
+    source = model_source(cfg.model)
+    ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=source)
     model = method.attach(model, params, ctx)
     trainable, total_after = count_parameters(model)
 
@@ -211,7 +212,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
             metrics["retention"] = compare(base, tuned)
         if trajectory is not None:
             trajectory.add(trajectory_point(result.steps, evaluation["score"], tuned if cfg.retention else None))
-    atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(cfg.model)))
+    atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(source)))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics
 
@@ -238,9 +239,9 @@ def resolve_batching(batching: str, method, params) -> str:
     return batching
 
 
-def _model_origin(model_cfg) -> dict:
+def _model_origin(source: str) -> dict:
     """Provenance of the weights themselves: for a GGUF checkpoint, its file and quantisation."""
-    origin = origin_of(model_source(model_cfg))
+    origin = origin_of(source)
     return {"model_origin": {"gguf": origin}} if origin else {}
 
 

@@ -55,7 +55,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from peftbench.config import load_suite_config
     from peftbench.report.leaderboard import leaderboard_table
     from peftbench.sweep import run_suite
+    from peftbench.train.distributed import world_size
 
+    if world_size() > 1:
+        raise PeftbenchError(f"peftbench run under a launcher of {world_size()} processes: a sweep spreads runs over "
+                             "workers itself (--workers, --executor ray); launch one large run with "
+                             "`accelerate launch --multi_gpu --num_processes N -m peftbench train RUN.yaml`")
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     suite = load_suite_config(resolve_suite_path(args.suite), overrides)
     runs = suite.expand()
@@ -114,13 +119,17 @@ def dry_run_table(runs, title: str) -> Table:
 def cmd_train(args: argparse.Namespace) -> int:
     from peftbench.config import load_run_config
     from peftbench.run import execute_run, run_dir
+    from peftbench.train.distributed import is_main_process
 
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     cfg = load_run_config(args.config, overrides)
-    err.print(f"run dir: {run_dir(cfg)}")
+    main = is_main_process()  # under `accelerate launch`, the other processes only train
+    if main:
+        err.print(f"run dir: {run_dir(cfg)}")
     metrics = execute_run(cfg, show_progress=not args.no_progress, force=args.force)
-    _print_metrics(metrics)
-    return 0 if metrics["status"] == "done" else 3
+    if main:
+        _print_metrics(metrics)
+    return 0 if metrics["status"] in ("done", "completed") else 3
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

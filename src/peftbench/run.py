@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import socket
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +39,7 @@ from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
 from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
+from peftbench.train.distributed import is_main_process, process_rank, world_size
 from peftbench.train.modes import TRAINING_MODES
 from peftbench.train.sft import autocast_dtype, total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers
@@ -139,13 +141,17 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     A run whose `metrics.json` exists is not redone unless `force`.
     """
     out = run_dir(cfg)
+    check_launch(cfg)
     if is_finished(out) and not force:
         return read_json(out / METRICS_FILE)
-    if out.exists():
-        shutil.rmtree(out)  # leftovers of an interrupted attempt are never reused
-    out.mkdir(parents=True)
+    main = is_main_process()  # of several under `accelerate launch`, only the main one writes
+    show_progress = show_progress and main
+    if main:
+        if out.exists():
+            shutil.rmtree(out)  # leftovers of an interrupted attempt are never reused
+        out.mkdir(parents=True)
+        atomic_write_yaml(out / "config.yaml", to_plain(cfg))
     started = now()
-    atomic_write_yaml(out / "config.yaml", to_plain(cfg))
 
     task = resolve_task(cfg.task)
     data = split_data(task, cfg.task, need_validation=cfg.train.select_best)
@@ -167,18 +173,20 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     optimizer = method.build_optimizer(model, params, cfg.train.lr, cfg.train.weight_decay)
     train_cfg = cfg.train.model_copy(update={"batching": resolve_batching(cfg.train.batching, method, params)})
     device = next(model.parameters()).device
-    trajectory = Trajectory(out, model, tokenizer, task, eval_data, cfg) if cfg.train.checkpoint_every else None
+    trajectory = Trajectory(out, model, tokenizer, task, eval_data, cfg) if cfg.train.checkpoint_every and main else None
     if trajectory is not None:
         trajectory.add(_base_point(cfg, show_progress))
-    trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg))
+    trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg)) if main else []
     try:
-        with JsonlLog(out / "train_log.jsonl") as log, PeakMemory(device) as memory:
+        with (JsonlLog(out / "train_log.jsonl") if main else nullcontext()) as log, PeakMemory(device) as memory:
             result = TRAINING_MODES.get(cfg.train.mode)(
                 model, tokenizer, task, data, train_cfg, Fanout(log, *trackers), show_progress, optimizer,
                 lambda step: method.on_step(model, step), work_dir=out / "trainer", on_checkpoint=trajectory)
     finally:
         for tracker in trackers:
             tracker.close()
+    if not main:  # the main process holds the same weights: it evaluates and writes the run
+        return {"run_id": run_id(cfg), "status": result.status, "process": process_rank()}
 
     metrics = {
         "run_id": run_id(cfg),
@@ -189,7 +197,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "seed": cfg.train.seed,
         "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
         "status": "done" if result.status == "completed" else result.status,
-        "train": {"mode": cfg.train.mode, "batching": train_cfg.batching,
+        "train": {"mode": cfg.train.mode, "batching": train_cfg.batching, "processes": world_size(),
                   "precision": "bf16" if autocast_dtype(cfg.train.precision, device) else "fp32", **result.summary()},
         "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
                  "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
@@ -215,6 +223,13 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(source)))
     atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
     return metrics
+
+
+def check_launch(cfg: RunConfig) -> None:
+    """Several processes train SFT runs only: GRPO's trainer would need its own launch setup."""
+    if world_size() > 1 and cfg.train.mode != "sft":
+        raise PeftbenchError(f"train.mode: {cfg.train.mode} under a multi-process launch ({world_size()} processes) "
+                             "is not supported; launch it as one process (peftbench train RUN.yaml)")
 
 
 def inference_model(method, params, model):

@@ -11,6 +11,7 @@ from peftbench.config import ModelConfig
 from peftbench.errors import PeftbenchError
 from peftbench.models.builtin import BUILTIN_MODELS, PACKAGED_MODELS, builtin_model_path, cache_home
 from peftbench.models.gguf import dequantised_folder, resolve_gguf
+from peftbench.train.distributed import launched_device
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -18,6 +19,8 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 def resolve_device(device: str) -> torch.device:
     if device != "auto":
         return torch.device(device)
+    if launched_device() is not None:  # one of several processes of `accelerate launch`: its own GPU
+        return launched_device()
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():

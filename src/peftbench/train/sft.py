@@ -22,6 +22,7 @@ from peftbench.io import JsonlLog
 from peftbench.progress import progress_bar
 from peftbench.tasks.base import Example
 from peftbench.train.data import BATCHERS, encode_examples, epoch_batches, pad_batch, real_tokens
+from peftbench.train.distributed import team_for
 
 
 @dataclass
@@ -218,23 +219,27 @@ def train_sft(
     batches = _micro_batches(encoded, cfg)
     collate = BATCHERS["padded" if cfg.batching == "auto" else cfg.batching]  # auto is resolved by the caller
     amp = autocast_dtype(cfg.precision, device)
+    team = team_for(model, device)  # several processes under `accelerate launch`, else one
     window_loss, window_tokens, window_start = [], 0, time.perf_counter()
     start = time.perf_counter()
     model.train()
     with training_speedups(model, cfg), progress_bar(total, "training", show_progress) as advance:
         while result.steps < total:
             step_loss = 0.0
-            for _ in range(cfg.grad_accum):
-                batch = next(batches)
-                tensors = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
-                # no KV cache in training: it is never read, and transformers only honours packed
-                # position ids (block-diagonal attention) when there is none
-                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                    loss = model(**tensors, use_cache=False).loss
-                if not torch.isfinite(loss):
-                    return _diverged(model, result, start, f"loss is {loss.item()} at step {result.steps + 1}")
-                (loss / cfg.grad_accum).backward()
-                step_loss += loss.item() / cfg.grad_accum
+            for micro in range(cfg.grad_accum):
+                batch = next(batches)  # the whole batch: every process walks the same seeded order
+                mine = team.shard(batch)
+                tensors = {k: v.to(device) for k, v in collate(mine, tokenizer.pad_token_id).items()}
+                with team.sync(last_micro_batch=micro == cfg.grad_accum - 1):
+                    # no KV cache in training: it is never read, and transformers only honours packed
+                    # position ids (block-diagonal attention) when there is none
+                    with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                        loss = team.weighted(team.model(**tensors, use_cache=False).loss, batch, mine)
+                    value = team.mean(loss)  # the batch's loss, agreed by every process
+                    if not math.isfinite(value):
+                        return _diverged(model, result, start, f"loss is {value} at step {result.steps + 1}")
+                    team.backward(loss / cfg.grad_accum)
+                step_loss += value / cfg.grad_accum
                 n_real = real_tokens(batch)
                 result.tokens += n_real
                 result.target_tokens += sum(e.target_tokens for e in batch)

@@ -3,8 +3,9 @@
     python benchmarks/micro_world_checks.py --out benchmarks/results/micro_world_checks.json
 
 1. LoRA SFT on micro-math: test exact match before and after, and training time.
-2. Forgetting: full fine-tuning and LoRA on a target task, epoch by epoch: target score
-   and the general-skills average after each epoch (the retention suite).
+2. Forgetting: full fine-tuning and LoRA on a target task (default micro-nli), epoch by
+   epoch and per seed: target score and the general-skills average after each epoch (the
+   retention suite), and both at the epoch where the target peaks.
 3. Sentiment transfer: LoRA and full fine-tuning trained on one-sentence reviews, scored on one-sentence
    (in-distribution) and long (transfer) reviews.
 """
@@ -40,8 +41,8 @@ def general_average(model, tokenizer, n: int) -> float:
     return sum(score(model, tokenizer, t, n) for t in GENERAL_TASKS) / len(GENERAL_TASKS)
 
 
-def attach(method_name: str, params: dict, total_steps: int):
-    set_seed(0)
+def attach(method_name: str, params: dict, total_steps: int, seed: int = 0):
+    set_seed(seed)
     method = METHODS.get(method_name)
     model = method.attach(load_model(MODEL), method.params(params), MethodContext(total_steps=total_steps))
     return model
@@ -59,21 +60,22 @@ def lora_on_math(args) -> dict:
             "steps": result.steps}
 
 
-def forgetting(args, method_name: str, params: dict, lr: float) -> dict:
+def forgetting(args, method_name: str, params: dict, lr: float, seed: int) -> dict:
     tokenizer = load_tokenizer(MODEL)
     task = args.forgetting_task
     train = TASKS.get(task).examples("train", args.forgetting_train)
-    model = attach(method_name, params, 10_000)
+    model = attach(method_name, params, 10_000, seed)
     points = [{"epoch": 0, "target": score(model, tokenizer, task, 200),
                "general": general_average(model, tokenizer, args.general_samples)}]
     for epoch in range(1, args.forgetting_epochs + 1):
-        cfg = TrainConfig(epochs=1, lr=lr, batch_size=16, lr_scheduler="constant", seed=epoch)
+        cfg = TrainConfig(epochs=1, lr=lr, batch_size=16, lr_scheduler="constant", seed=1000 * seed + epoch)
         train_sft(model, tokenizer, train, cfg, show_progress=False)
         points.append({"epoch": epoch, "target": score(model, tokenizer, task, 200),
                        "general": general_average(model, tokenizer, args.general_samples)})
-        print(method_name, points[-1], flush=True)
+        print(method_name, f"seed {seed}", points[-1], flush=True)
     peak = max(points, key=lambda p: p["target"])
-    return {"task": task, "lr": lr, "trajectory": points, "peak_epoch": peak["epoch"],
+    return {"task": task, "lr": lr, "seed": seed, "trajectory": points, "peak_epoch": peak["epoch"],
+            "target_gain_at_peak_points": 100 * (peak["target"] - points[0]["target"]),
             "general_drop_at_peak_points": 100 * (points[0]["general"] - peak["general"])}
 
 
@@ -82,7 +84,7 @@ def transfer(args) -> dict:
     tokenizer = load_tokenizer(MODEL)
     train = TASKS.get("micro-sentiment").examples("train")
     results = {}
-    for name, params, lr in (("lora", {"target_modules": "all-linear"}, args.lora_lr), ("full", {}, args.full_lr)):
+    for name, params, lr in (("lora", {"target_modules": "all-linear"}, args.transfer_lora_lr), ("full", {}, args.full_lr)):
         model = attach(name, params, 10_000)
         train_sft(model, tokenizer, train, TrainConfig(epochs=args.transfer_epochs, lr=lr, batch_size=16),
                   show_progress=False)
@@ -96,19 +98,22 @@ def transfer(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="benchmarks/results/micro_world_checks.json")
-    parser.add_argument("--lora-lr", type=float, default=2e-3)
+    parser.add_argument("--lora-lr", type=float, default=5e-4, help="forgetting check")
+    parser.add_argument("--transfer-lora-lr", type=float, default=2e-3)
     parser.add_argument("--full-lr", type=float, default=3e-4)
     parser.add_argument("--lora-targets", default="all-linear", help="all-linear or a comma list (forgetting check)")
-    parser.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (forgetting check)")
+    parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (forgetting check)")
     parser.add_argument("--skip-full", action="store_true", help="forgetting check: LoRA only")
     parser.add_argument("--math-epochs", type=int, default=6)
     parser.add_argument("--math-lr", type=float, default=3e-3)
     parser.add_argument("--math-rank", type=int, default=16)
-    parser.add_argument("--forgetting-task", default="micro-med")
+    parser.add_argument("--forgetting-task", default="micro-nli")
     parser.add_argument("--forgetting-train", type=int, default=1000)
     parser.add_argument("--forgetting-epochs", type=int, default=4)
     parser.add_argument("--general-samples", type=int, default=100)
     parser.add_argument("--transfer-epochs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="forgetting check: one trajectory per seed (adapter init and data order)")
     parser.add_argument("--only", choices=["math", "forgetting", "transfer"], default=None)
     args = parser.parse_args()
     start = time.perf_counter()
@@ -120,11 +125,16 @@ def main() -> None:
         results["sentiment_transfer"] = transfer(args)
         print(results["sentiment_transfer"], flush=True)
     if args.only in (None, "forgetting"):
-        if not args.skip_full:
-            results["forgetting_full"] = forgetting(args, "full", {}, args.full_lr)
         targets = args.lora_targets if args.lora_targets == "all-linear" else args.lora_targets.split(",")
-        results["forgetting_lora"] = forgetting(args, "lora", {"target_modules": targets, "r": args.lora_rank},
-                                                args.lora_lr)
+        runs = [(name, seed) for seed in args.seeds for name in (("lora",) if args.skip_full else ("full", "lora"))]
+        results["forgetting"] = [
+            {"method": name, **(forgetting(args, "full", {}, args.full_lr, seed) if name == "full" else
+                                forgetting(args, "lora", {"target_modules": targets, "r": args.lora_rank}, args.lora_lr,
+                                           seed))}
+            for name, seed in runs]
+        for row in results["forgetting"]:
+            print(f"{row['method']:5s} seed {row['seed']}: target +{row['target_gain_at_peak_points']:.1f} points at its "
+                  f"peak (epoch {row['peak_epoch']}), general-skills average -{row['general_drop_at_peak_points']:.1f}")
     results["wall_seconds"] = time.perf_counter() - start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

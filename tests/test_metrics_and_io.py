@@ -38,3 +38,15 @@ def test_atomic_dir_keeps_old_on_failure(tmp_path):
         atomic_write_dir(target, broken)
     assert (target / "w.bin").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    """mkstemp creates 0600 files: a report.html nobody else could read when served."""
+    import stat
+
+    from peftbench.io import atomic_write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    written = atomic_write_text(tmp_path / "report.html", "<html></html>")
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

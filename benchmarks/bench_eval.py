@@ -3,13 +3,14 @@
     python benchmarks/bench_eval.py --out benchmarks/results/bench_eval.json
     python benchmarks/bench_eval.py --model smollm2-135m --tasks humaneval-heldout --max-new-tokens 256
 
-Both sides score the same LoRA-tuned model on the same examples with greedy decoding and
-the same batch size, in one process, alternating, several repetitions. The baseline is
-what the seed studies ran: the peft model as trained (adapter not merged), batches in
-dataset order (no length sorting), one `generate` call per batch running until every
-row has hit EOS or max_new_tokens. peftbench evaluates merged weights, longest prompts
-first, stops each row once its extracted answer is final, and drops finished rows from
-the batch and its KV cache. The predictions of both
+Both sides score the same LoRA-tuned model on the same examples with greedy decoding, in
+one process, alternating, several repetitions. The baseline is
+what the seed studies ran: the peft model as trained (adapter not merged), batches of
+16 in dataset order (no length sorting), one `generate` call per batch running until
+every row has hit EOS or max_new_tokens. peftbench evaluates merged weights, longest
+prompts first, in batches sized by a memory budget (`eval.batch_size: auto`, unless
+--peftbench-batch-size gives a number), stops each row once its extracted answer is
+final, and drops finished rows from the batch and its KV cache. The predictions of both
 must be identical (checked, and written to the JSON).
 """
 
@@ -77,12 +78,16 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--tasks", nargs="+", default=["micro-math", "micro-code", *GENERAL_TASKS])
     parser.add_argument("--per-task", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="the baseline's batch size (the seeds' 16)")
+    parser.add_argument("--peftbench-batch-size", default="auto",
+                        help="peftbench's eval.batch_size: auto (sized by a memory budget) or a number")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     cfg = EvalConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    ours = EvalConfig(batch_size=args.peftbench_batch_size if args.peftbench_batch_size == "auto"
+                      else int(args.peftbench_batch_size), max_new_tokens=args.max_new_tokens)
     work = {name: TASKS.get(name).examples(TASKS.get(name).eval_split, limit=args.per_task, seed=0) for name in args.tasks}
     n = sum(map(len, work.values()))
 
@@ -90,11 +95,11 @@ def main() -> None:
     merged_model, _ = inference_model(METHODS.get("lora"), METHODS.get("lora").params(LORA), copy.deepcopy(model))
     sides = {
         "baseline_unmerged_unsorted_to_max": lambda: {t: baseline(model, tokenizer, TASKS.get(t), ex, cfg) for t, ex in work.items()},
-        "peftbench_merged_sorted_stopping": lambda: {t: peftbench_path(merged_model, tokenizer, TASKS.get(t), ex, cfg) for t, ex in work.items()},
+        "peftbench_merged_sorted_stopping": lambda: {t: peftbench_path(merged_model, tokenizer, TASKS.get(t), ex, ours) for t, ex in work.items()},
     }
     first = next(iter(work))
     baseline(model, tokenizer, TASKS.get(first), work[first][:4], cfg)  # untimed warm-up of both paths
-    peftbench_path(merged_model, tokenizer, TASKS.get(first), work[first][:4], cfg)
+    peftbench_path(merged_model, tokenizer, TASKS.get(first), work[first][:4], ours)
     seconds: dict[str, list[float]] = {s: [] for s in sides}
     predictions = {}
     for rep in range(args.reps):

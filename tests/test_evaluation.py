@@ -130,3 +130,51 @@ def test_compacting_greedy_decoding_gives_the_tokens_of_generate():
                    for row in greedy_compacting(model, tok, ids, mask, 20, first_line)]
         assert all(r.startswith(c) for c, r in zip(cut, reference))
         assert [c.strip().split("\n")[0] for c in cut] == [r.strip().split("\n")[0] for r in reference]
+
+
+def test_auto_batch_size_follows_the_kv_cache_budget_by_hand():
+    from peftbench.config import EvalConfig, ModelConfig
+    from peftbench.evaluate.batch_size import MAX_ROWS, generation_rows, kv_bytes_per_token
+    from peftbench.models import load_model
+
+    model = load_model(ModelConfig(name="micro", device="cpu"))
+    c = model.config
+    # micro: 4 layers x 4 key-value heads (grouped-query) x 32 dims, key and value, float32
+    assert kv_bytes_per_token(model) == 2 * 4 * 4 * 32 * 4 == 4096
+    auto = EvalConfig(batch_size="auto", max_new_tokens=24)
+    per_row = 4096 * (40 + 24) + c.vocab_size * 4
+    assert generation_rows(model, auto, 40, budget=10 * per_row) == 10
+    assert generation_rows(model, auto, 40, budget=10 * per_row - 1) == 9
+    assert generation_rows(model, auto, 40, budget=1) == 1  # never zero rows
+    assert generation_rows(model, auto, 40, budget=1 << 40) == MAX_ROWS
+    assert generation_rows(model, EvalConfig(batch_size=7), 40, budget=1) == 7  # a number is taken as given
+
+
+def test_auto_batches_give_the_predictions_of_batches_of_16():
+    """Bigger batches (and logits for the last position only) change speed, not answers."""
+    from peftbench.config import EvalConfig, ModelConfig
+    from peftbench.evaluate import evaluate_task
+    from peftbench.models import load_model, load_tokenizer
+    from peftbench.tasks import TASKS
+
+    cfg = ModelConfig(name="micro", device="cpu")
+    model, tokenizer = load_model(cfg), load_tokenizer(cfg)
+    for name in ("micro-math", "micro-copy", "micro-med"):  # generation, and log-likelihood (micro-med)
+        task = TASKS.get(name)
+        examples = task.examples(task.eval_split, 48, seed=0)
+        runs = [evaluate_task(model, tokenizer, task, examples, EvalConfig(batch_size=b, max_new_tokens=24),
+                              show_progress=False) for b in (16, "auto")]
+        assert [r["prediction"] for r in runs[0]["records"]] == [r["prediction"] for r in runs[1]["records"]], name
+
+
+def test_eval_batch_size_takes_a_number_or_auto_and_names_the_field_otherwise():
+    import pytest
+
+    from peftbench.config import validate_run_config
+    from peftbench.errors import ConfigError
+
+    base = {"model": {"name": "micro"}, "method": {"name": "lora"}, "task": {"name": "micro-math"}}
+    assert validate_run_config({**base, "eval": {"batch_size": "auto"}}).eval.batch_size == "auto"
+    for bad in (0, "big"):
+        with pytest.raises(ConfigError, match="eval.batch_size"):
+            validate_run_config({**base, "eval": {"batch_size": bad}})

@@ -164,12 +164,20 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    batch_size: int = Field(16, ge=1)
+    batch_size: int | Literal["auto"] = Field(16, description="rows per batch, or auto: as many as a memory "
+                                              "budget holds (KV cache of the widest prompt of each batch)")
     max_new_tokens: int = Field(32, ge=1)
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     num_samples: int = Field(1, ge=1, description="completions per prompt (pass@k needs >= k, with do_sample)")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError("must be a positive number of rows, or auto")
+        return value
 
     @model_validator(mode="after")
     def _sampling_for_many(self) -> "EvalConfig":

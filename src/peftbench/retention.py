@@ -16,6 +16,7 @@ from pathlib import Path
 
 from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, model_identity, retention_identity, to_plain
 from peftbench.evaluate import evaluate_task
+from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.io import atomic_write_json, read_json
 from peftbench.train.data import encode_examples
 from peftbench.train.sft import validation_loss
@@ -39,8 +40,9 @@ def score_retention(model, tokenizer, retention: RetentionConfig, eval_cfg: Eval
     for task_cfg in retention.tasks:
         task, examples = _examples(task_cfg, retention)
         scores[task.name] = evaluate_task(model, tokenizer, task, examples, eval_cfg, show_progress)["score"]
-        losses[task.name] = validation_loss(model, tokenizer, encode_examples(tokenizer, examples, MAX_LENGTH),
-                                            eval_cfg.batch_size)
+        encoded = encode_examples(tokenizer, examples, MAX_LENGTH)
+        rows = scoring_rows(model, eval_cfg, max(len(e.input_ids) for e in encoded))
+        losses[task.name] = validation_loss(model, tokenizer, encoded, rows)
     return {"scores": scores, "average": general_score(scores),
             "cross_entropy": sum(losses.values()) / len(losses)}
 

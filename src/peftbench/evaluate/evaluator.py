@@ -6,6 +6,7 @@ import time
 from typing import Sequence
 
 from peftbench.config import EvalConfig
+from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.generation import generate
 from peftbench.evaluate.loglik import choose
 from peftbench.metrics import get_metric
@@ -40,7 +41,10 @@ def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, sho
         raise ValueError(f"task {task.name!r} scores by log-likelihood but example {missing[0]} has no choices")
     contexts = [encode_prompt(tokenizer, e.prompt) for e in examples]
     choices = [[encode_answer(tokenizer, c, with_eos=False) for c in e.choices] for e in examples]
-    picks = choose(model, tokenizer, contexts, choices, cfg.batch_size, show_progress)
+    width = max(len(c) + max(map(len, options)) for c, options in zip(contexts, choices))
+    per_context = max(map(len, choices))  # each context is scored once per choice
+    rows = max(1, scoring_rows(model, cfg, width) // per_context) if cfg.batch_size == "auto" else cfg.batch_size
+    picks = choose(model, tokenizer, contexts, choices, rows, show_progress)
     predictions = [e.choices[i] for e, i in zip(examples, picks)]
     return predictions, predictions
 

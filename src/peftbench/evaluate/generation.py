@@ -8,6 +8,7 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from peftbench.config import EvalConfig
+from peftbench.evaluate.batch_size import generation_rows
 from peftbench.progress import progress_bar
 
 
@@ -57,8 +58,10 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
     gen_cfg = generation_config(cfg, tokenizer)
     model.eval()
     with progress_bar(len(prompts), "generating", show_progress) as advance:
-        for start in range(0, len(order), cfg.batch_size):
-            chunk = order[start : start + cfg.batch_size]
+        start = 0
+        while start < len(order):
+            chunk = order[start : start + generation_rows(model, cfg, len(prompts[order[start]]))]
+            start += len(chunk)
             ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
             if compacts(model, cfg):
                 new_tokens = greedy_compacting(model, tokenizer, ids.to(device), mask.to(device), cfg.max_new_tokens,
@@ -97,8 +100,9 @@ def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, m
     new_tokens: list[list[int]] = [[] for _ in rows]
     cache = DynamicCache()
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    last_only = _last_logits_only(model)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True).logits[:, -1]
+                   use_cache=True, **last_only).logits[:, -1]
     for _ in range(max_new_tokens):
         chosen = logits.argmax(-1)
         keep = []
@@ -119,5 +123,13 @@ def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, m
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         step_positions = (mask.sum(-1, keepdim=True) - 1)
         logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=step_positions,
-                       past_key_values=cache, use_cache=True).logits[:, -1]
+                       past_key_values=cache, use_cache=True, **last_only).logits[:, -1]
     return new_tokens
+
+
+def _last_logits_only(model) -> dict:
+    """`logits_to_keep=1` where the model takes it: the prompt's other positions would each
+    cost a vocabulary-wide row of logits (rows x prompt x vocab floats) that nobody reads."""
+    import inspect
+
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}

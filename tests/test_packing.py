@@ -14,7 +14,8 @@ from peftbench.run import resolve_batching
 from peftbench.errors import PeftbenchError
 from peftbench.tasks import TASKS
 from peftbench.train.data import encode_examples, pack_batch, pad_batch
-from peftbench.train.sft import train_sft, transformer_of
+from peftbench.models.loading import transformer_of
+from peftbench.train.sft import train_sft
 
 
 def micro():

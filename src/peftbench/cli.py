@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from peftbench.config import load_suite_config
     from peftbench.report.leaderboard import leaderboard_table
     from peftbench.sweep import run_suite
-    from peftbench.train.distributed import world_size
+    from peftbench.launch import world_size
 
     if world_size() > 1:
         raise PeftbenchError(f"peftbench run under a launcher of {world_size()} processes: a sweep spreads runs over "
@@ -119,7 +119,7 @@ def dry_run_table(runs, title: str) -> Table:
 def cmd_train(args: argparse.Namespace) -> int:
     from peftbench.config import load_run_config
     from peftbench.run import execute_run, run_dir
-    from peftbench.train.distributed import is_main_process
+    from peftbench.launch import is_main_process
 
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     cfg = load_run_config(args.config, overrides)

@@ -39,7 +39,7 @@ from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
 from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
-from peftbench.train.distributed import is_main_process, process_rank, world_size
+from peftbench.launch import is_main_process, process_rank, world_size
 from peftbench.train.modes import TRAINING_MODES
 from peftbench.train.sft import autocast_dtype, total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers

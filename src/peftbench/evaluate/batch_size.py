@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from peftbench.config import EvalConfig
+from peftbench.models.loading import transformer_of
 
 MAX_ROWS = 256  # beyond this a step is no cheaper per row, and a batch that fails costs more
 CPU_BUDGET_BYTES = 1 << 30
@@ -28,9 +29,7 @@ def memory_budget(device: torch.device) -> int:
 
 def _text_config(model):
     """The language model's config, inside any adapter or hand-written wrapper."""
-    from transformers import PreTrainedModel
-
-    config = next(m for m in model.modules() if isinstance(m, PreTrainedModel)).config
+    config = transformer_of(model).config
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
@@ -57,10 +56,12 @@ def generation_rows(model, cfg: EvalConfig, prompt_tokens: int, budget: int | No
     return _rows(budget, kv_bytes_per_token(model) * (prompt_tokens + cfg.max_new_tokens) + logits)
 
 
-def scoring_rows(model, cfg: EvalConfig, width: int, budget: int | None = None) -> int:
+def scoring_rows(model, cfg: EvalConfig, width: int, sequences_per_row: int = 1, budget: int | None = None) -> int:
     """Rows for a log-likelihood batch of sequences up to `width` tokens: the logits of every
-    position, in float32, twice (they and their log-softmax)."""
+    position, in float32, twice (they and their log-softmax). A row that is scored as
+    `sequences_per_row` sequences (a question with that many choices) counts that often."""
     if cfg.batch_size != "auto":
         return cfg.batch_size
     budget = memory_budget(next(model.parameters()).device) if budget is None else budget
-    return _rows(budget, 2 * width * _text_config(model).vocab_size * 4 + kv_bytes_per_token(model) * width)
+    sequences = _rows(budget, 2 * width * _text_config(model).vocab_size * 4 + kv_bytes_per_token(model) * width)
+    return max(1, sequences // sequences_per_row)

@@ -42,8 +42,7 @@ def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, sho
     contexts = [encode_prompt(tokenizer, e.prompt) for e in examples]
     choices = [[encode_answer(tokenizer, c, with_eos=False) for c in e.choices] for e in examples]
     width = max(len(c) + max(map(len, options)) for c, options in zip(contexts, choices))
-    per_context = max(map(len, choices))  # each context is scored once per choice
-    rows = max(1, scoring_rows(model, cfg, width) // per_context) if cfg.batch_size == "auto" else cfg.batch_size
+    rows = scoring_rows(model, cfg, width, sequences_per_row=max(map(len, choices)))  # one per choice
     picks = choose(model, tokenizer, contexts, choices, rows, show_progress)
     predictions = [e.choices[i] for e, i in zip(examples, picks)]
     return predictions, predictions

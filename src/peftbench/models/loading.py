@@ -11,7 +11,7 @@ from peftbench.config import ModelConfig
 from peftbench.errors import PeftbenchError
 from peftbench.models.builtin import BUILTIN_MODELS, PACKAGED_MODELS, builtin_model_path, cache_home
 from peftbench.models.gguf import dequantised_folder, resolve_gguf
-from peftbench.train.distributed import launched_device
+from peftbench.launch import launched_device
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -19,8 +19,8 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 def resolve_device(device: str) -> torch.device:
     if device != "auto":
         return torch.device(device)
-    if launched_device() is not None:  # one of several processes of `accelerate launch`: its own GPU
-        return launched_device()
+    if (own := launched_device()) is not None:  # one of several processes of `accelerate launch`: its GPU
+        return own
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -86,3 +86,7 @@ def load_model(cfg: ModelConfig, **extra) -> PreTrainedModel:
 def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return load_model(cfg), load_tokenizer(cfg)
 
+
+def transformer_of(model) -> PreTrainedModel:
+    """The transformers model inside a peft or hand-written wrapper (the first PreTrainedModel)."""
+    return next(m for m in model.modules() if isinstance(m, PreTrainedModel))

@@ -43,12 +43,22 @@ def _style_of(methods) -> dict[str, dict]:
             for i, m in enumerate(ordered)}
 
 
-def _legend_outside(ax, fontsize: int = 8) -> None:
-    """The legend to the right of the axes, where it cannot cover data."""
-    handles, labels = ax.get_legend_handles_labels()
+def _handles(axes) -> dict:
+    """Label -> legend handle over several axes, each label once (a method drawn in two panels)."""
+    handles: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    return handles
+
+
+def _legend_outside(ax, fontsize: int = 8, sources=None) -> None:
+    """The legend to the right of `ax`, where it cannot cover data; with `sources`, it lists
+    what every one of those axes drew."""
+    handles = _handles(sources if sources is not None else [ax])
     if handles:
-        ax.legend(handles, labels, fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
-                  ncol=1 if len(labels) <= 16 else 2, frameon=False)
+        ax.legend(list(handles.values()), list(handles), fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0, ncol=1 if len(handles) <= 16 else 2, frameon=False)
 
 
 def _readable_log_y(ax) -> None:
@@ -99,10 +109,7 @@ def _panels_per_task(points: Sequence[MethodSummary], title: str, height: float,
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    handles = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
+    handles = _handles(axes.flat)
     fig.suptitle(title)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)), fontsize=8,
                frameon=False)
@@ -314,10 +321,6 @@ def training_curves(rows: Sequence[MethodSummary], task: str) -> Optional[bytes]
         axes[0][1].set_ylabel(f"mean reward ({_REWARD_WINDOW}-step moving average)")
         axes[0][1].set_title("GRPO", fontsize=10)
         axes[0][1].grid(alpha=0.3)
-    _legend_outside(axes[0][-1])
-    if has_rl:  # methods that only trained supervised still need a legend entry
-        handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
-        axes[0][-1].legend(list(handles.values()), list(handles), fontsize=8, loc="upper left",
-                           bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    _legend_outside(axes[0][-1], sources=axes[0])  # SFT-only methods are listed beside the GRPO panel too
     fig.suptitle(f"{task}: training curves (first seed)")
     return _png(plt, fig)

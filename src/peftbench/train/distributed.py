@@ -17,35 +17,14 @@ none of this is touched: `solo()` passes every call straight through.
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
+from peftbench.launch import world_size
 from peftbench.prompting import IGNORE_INDEX
-
-
-def world_size() -> int:
-    """How many processes train this run (1 unless a launcher set WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def process_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def is_main_process() -> bool:
-    return process_rank() == 0
-
-
-def launched_device() -> Optional[torch.device]:
-    """The GPU a launched process owns (cuda:LOCAL_RANK), so that eight processes do not all
-    load the model onto cuda:0; None when not launched or without CUDA."""
-    if world_size() > 1 and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return None
 
 
 def loss_tokens(batch: Sequence) -> int:

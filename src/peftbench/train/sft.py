@@ -19,6 +19,7 @@ from transformers import get_scheduler
 
 from peftbench.config import TrainConfig
 from peftbench.io import JsonlLog
+from peftbench.models.loading import transformer_of
 from peftbench.progress import progress_bar
 from peftbench.tasks.base import Example
 from peftbench.train.data import BATCHERS, encode_examples, epoch_batches, pad_batch, real_tokens
@@ -102,13 +103,6 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.AdamW(groups, lr=cfg.lr)
-
-
-def transformer_of(model: nn.Module):
-    """The transformers model inside a peft or hand-written wrapper (the first PreTrainedModel)."""
-    from transformers import PreTrainedModel
-
-    return next(m for m in model.modules() if isinstance(m, PreTrainedModel))
 
 
 def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:

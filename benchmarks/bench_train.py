@@ -9,8 +9,9 @@ alternating order, several repetitions. The baseline is what the seed studies ra
 `Trainer` over the peft model, a shuffled sampler, `DataCollatorForSeq2Seq` padding each
 batch of 16 to its longest example. peftbench runs its own loop with packed batches
 (`train.batching: packed`, the default) and, as a second variant, with length-grouped
-padded batches; each side also in bf16 mixed precision (`train.precision: bf16`; the
-Trainer's `bf16=True`). The figure is real (non-pad) tokens per second of wall time around the
+padded batches; each side also in bf16 mixed precision (`train.precision: bf16`, which on
+CPU trains with eager attention; the Trainer's `bf16=True`, with the model's SDPA and, to
+separate the kernel choice from the rest, with eager too). The figure is real (non-pad) tokens per second of wall time around the
 whole training call; the JSON keeps every repetition and the median ratio.
 """
 
@@ -33,6 +34,7 @@ from peftbench.config import ModelConfig, TrainConfig
 from peftbench.cost.measure import PeakMemory
 from peftbench.methods import METHODS
 from peftbench.models import load_model, load_tokenizer
+from peftbench.models.loading import transformer_of
 from peftbench.tasks import TASKS
 from peftbench.train import train_sft
 from peftbench.train.data import encode_examples
@@ -70,10 +72,13 @@ def with_lora(model):
     return lora.attach(model, lora.params({"r": 8, "alpha": 16, "target_modules": "all-linear"}))
 
 
-def run_baseline(model, tokenizer, examples, args, bf16: bool = False) -> dict:
+def run_baseline(model, tokenizer, examples, args, bf16: bool = False, attention: str | None = None) -> dict:
     """transformers Trainer + peft, padded batches: the recipe of the seed studies."""
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    if attention:
+        transformer_of(model).set_attn_implementation(attention)
 
     encoded = encode_examples(tokenizer, examples, args.max_length)
     data = Dataset.from_list([{"input_ids": e.input_ids, "labels": e.labels} for e in encoded])
@@ -105,6 +110,9 @@ def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, 
 VARIANTS = {
     "baseline_trainer_padded": lambda m, t, e, a: run_baseline(m, t, e, a),
     "baseline_trainer_padded_bf16": lambda m, t, e, a: run_baseline(m, t, e, a, bf16=True),
+    # the Trainer in bf16 with the attention kernel peftbench picks for bf16 on CPU: how much
+    # of peftbench's bf16 figure is that choice alone
+    "baseline_trainer_padded_bf16_eager": lambda m, t, e, a: run_baseline(m, t, e, a, bf16=True, attention="eager"),
     "peftbench_packed": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False),
     "peftbench_padded_grouped": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True),
     "peftbench_packed_bf16": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False, "bf16"),

@@ -102,7 +102,7 @@ def test_gradient_checkpointing_trains_the_same(setting):
     losses = {}
     for variant in ({}, setting):
         model, losses[str(variant)] = lora_run(16, **{"max_steps": 4, "batching": "padded", **variant})
-        assert not transformer_of(model).is_gradient_checkpointing  # switched off again for evaluation
+        assert not transformer_of(model).is_activation_checkpointing  # switched off again for evaluation
     plain, other = losses.values()
     assert other == pytest.approx(plain, rel=1e-3)
 
@@ -128,3 +128,49 @@ def test_bf16_mixed_precision_trains_like_fp32_and_is_part_of_the_run_id(tmp_pat
     assert losses["bf16"] != losses["fp32"]  # autocast was on
     assert run_id(run_config(tmp_path)) == run_id(run_config(tmp_path, train={"precision": "auto"}))
     assert run_id(run_config(tmp_path)) != run_id(run_config(tmp_path, train={"precision": "bf16"}))
+
+
+def test_eager_attention_keeps_packed_examples_apart_like_sdpa():
+    # auto trains bf16-on-CPU runs with eager attention: it must build the same block-diagonal mask
+    model, tok = micro()
+    batch = encoded_batch(tok)
+    losses = {}
+    with torch.no_grad():
+        for implementation in ("sdpa", "eager"):
+            model.set_attn_implementation(implementation)
+            losses[implementation] = model(**pack_batch(batch, tok.pad_token_id), use_cache=False).loss.item()
+        padded = model(**pad_batch(batch, tok.pad_token_id), use_cache=False).loss.item()
+    assert losses["eager"] == pytest.approx(losses["sdpa"], rel=1e-5)
+    assert losses["eager"] == pytest.approx(padded, rel=1e-5)
+
+
+def test_training_attention_is_switched_for_training_only():
+    from peftbench.train.sft import training_attention
+
+    cpu = torch.device("cpu")
+    assert training_attention("auto", cpu, torch.bfloat16) == "eager"
+    assert training_attention("auto", cpu, None) is None  # fp32: the model's own (sdpa)
+    assert training_attention("auto", torch.device("cuda"), torch.bfloat16) is None
+    assert training_attention("sdpa", cpu, torch.bfloat16) == "sdpa"
+
+    seen = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        seen.append("sdpa")
+        return original(*args, **kwargs)
+
+    torch.nn.functional.scaled_dot_product_attention = spy
+    try:
+        model, _ = lora_run(8, max_steps=2, precision="bf16")
+        assert seen == []  # trained with eager: SDPA never ran
+        assert transformer_of(model).config._attn_implementation == "sdpa"  # evaluation gets the model's own back
+        lora_run(8, max_steps=2, precision="bf16", attention="sdpa")
+        assert seen  # asked for by name: used
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = original
+
+
+def test_an_unknown_attention_names_the_field():
+    with pytest.raises(ValueError, match="attention"):
+        TrainConfig(attention="fastest")

@@ -38,6 +38,8 @@ def test_finished_run_has_every_file(trained):
     assert prov["seed"] == cfg.train.seed and len(prov["data_sha256"]["train"]) == 64
     assert prov["packages"]["torch"] and prov["started"] <= prov["finished"]
     assert metrics["cost"]["trainable_params"] > 0 and metrics["cost"]["adapter_bytes"] > 0
+    # what trained it: fp32 on CPU by default, with the model's own attention kernel
+    assert (metrics["train"]["precision"], metrics["train"]["attention"]) == ("fp32", "sdpa")
 
 
 def read_json_line(line):

@@ -113,23 +113,41 @@ def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype
     return torch.bfloat16 if precision == "bf16" else None
 
 
+def training_attention(choice: str, device: torch.device, amp: Optional[torch.dtype]) -> Optional[str]:
+    """The attention kernel to train with, or None to keep the model's own.
+
+    auto picks eager for bf16 on CPU: there torch's SDPA backward with a mask (every packed
+    batch has its block-diagonal one) runs ~5x slower in bf16 than the plain matmul-softmax
+    path; eager made a micro LoRA step 1.3x faster than fp32 SDPA, sdpa in bf16 0.8x
+    (benchmarks/README.md). Elsewhere SDPA (or flash attention, when asked for) is the fast path.
+    """
+    if choice != "auto":
+        return choice
+    return "eager" if device.type == "cpu" and amp is not None else None
+
+
 @contextmanager
-def training_speedups(model: nn.Module, cfg: TrainConfig):
-    """Gradient checkpointing and torch.compile for the training loop only: evaluation
-    afterwards runs the plain model (generation needs neither)."""
+def training_speedups(model: nn.Module, cfg: TrainConfig, attention: Optional[str] = None):
+    """Gradient checkpointing, torch.compile and the training attention kernel, for the
+    training loop only: evaluation afterwards runs the plain model (generation needs neither)."""
     inner = transformer_of(model)
+    own_attention = inner.config._attn_implementation
+    if attention and attention != own_attention:
+        inner.set_attn_implementation(attention)
     if cfg.gradient_checkpointing:
         # non-reentrant: works when the inputs need no grad (frozen embeddings under PEFT)
-        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        inner.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if cfg.compile:
         inner.compile(dynamic=True)
     try:
         yield
     finally:
         if cfg.gradient_checkpointing:
-            inner.gradient_checkpointing_disable()
+            inner.activation_checkpointing_disable()
         if cfg.compile:
             inner._compiled_call_impl = None  # what nn.Module.compile set: calls go to forward again
+        if inner.config._attn_implementation != own_attention:
+            inner.set_attn_implementation(own_attention)
 
 
 def _warmup_steps(cfg: TrainConfig, total: int) -> int:
@@ -217,7 +235,8 @@ def train_sft(
     window_loss, window_tokens, window_start = [], 0, time.perf_counter()
     start = time.perf_counter()
     model.train()
-    with training_speedups(model, cfg), progress_bar(total, "training", show_progress) as advance:
+    attention = training_attention(cfg.attention, device, amp)
+    with training_speedups(model, cfg, attention), progress_bar(total, "training", show_progress) as advance:
         while result.steps < total:
             step_loss = 0.0
             for micro in range(cfg.grad_accum):

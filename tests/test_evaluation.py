@@ -1,5 +1,6 @@
 """The evaluator's batching must not change what the model predicts."""
 
+import pytest
 import torch
 
 from peftbench.config import EvalConfig, ModelConfig
@@ -9,6 +10,11 @@ from peftbench.models import load_model, load_tokenizer
 from peftbench.prompting import encode_answer, encode_prompt
 from peftbench.run import evaluate_model
 from peftbench.config import TaskConfig
+
+
+def micro():
+    cfg = ModelConfig(name="micro", device="cpu")
+    return load_model(cfg), load_tokenizer(cfg)
 
 
 def model_and_tokenizer():
@@ -37,6 +43,43 @@ def test_loglik_matches_manual_computation_and_ignores_padding():
             logprobs = torch.log_softmax(model(input_ids=ids).logits[0], -1)
         manual = sum(logprobs[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont))
         assert abs(manual - score) < 1e-4
+
+
+def test_choices_sharing_one_context_pass_score_as_whole_sequences():
+    from peftbench.evaluate.loglik import shared_context_logprobs
+
+    model, tok = micro()
+    # contexts of different lengths (left padding), choices of one and of several tokens,
+    # and a different number of choices per context
+    contexts = [encode_prompt(tok, p) for p in ["Symptoms: fever and cough.\nDiagnosis:", "ab", "Is it so?"]]
+    texts = [[" flu", " common cold", " a broken arm"], [" odd", " even"], [" yes", " no", " maybe so", " x"]]
+    choices = [[encode_answer(tok, t, with_eos=False) for t in options] for options in texts]
+    lengths = {len(c) for options in choices for c in options}
+    assert 1 in lengths and max(lengths) > 2
+    shared = shared_context_logprobs(model, tok.pad_token_id, contexts, choices)
+    for ctx, options, scores in zip(contexts, choices, shared):
+        whole = continuation_logprobs(model, tok.pad_token_id, [(ctx, c) for c in options], batch_size=8)
+        assert scores == pytest.approx(whole, abs=1e-4)
+        assert len(set(round(x, 3) for x in scores)) == len(scores)  # distinct: a wrong pairing would show
+
+
+def test_merged_and_wrapped_models_pick_the_same_choices():
+    # the plain model shares each context's pass; the same weights behind a wrapper score whole sequences
+    from peftbench.evaluate.loglik import choose, shares_context
+    from peftbench.tasks import TASKS
+
+    model, tok = micro()
+    wrapped = torch.nn.Sequential(model)
+    wrapped.forward = model.forward
+    assert shares_context(model) and not shares_context(wrapped)
+    for name in ("micro-med", "micro-sentiment"):
+        task = TASKS.get(name)
+        examples = task.examples(task.eval_split, limit=40, seed=0)
+        contexts = [encode_prompt(tok, e.prompt) for e in examples]
+        choices = [[encode_answer(tok, c, with_eos=False) for c in e.choices] for e in examples]
+        picks = choose(model, tok, contexts, choices, 16, show_progress=False)
+        assert picks == choose(wrapped, tok, contexts, choices, 16, show_progress=False)
+        assert len(set(picks)) > 1  # not a constant answer
 
 
 def test_loglik_task_scores_with_choices():

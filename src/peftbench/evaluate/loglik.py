@@ -36,17 +36,82 @@ def continuation_logprobs(
     return scores
 
 
+def shares_context(model) -> bool:
+    """Whether the choices of a question can share one forward pass of its context: a plain
+    transformers model (base, merged or fully tuned) takes a KV cache and position ids as
+    given. Wrapped models (soft prompts, unmerged adapters) score each sequence whole."""
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel)
+
+
+@torch.inference_mode()
+def shared_context_logprobs(model, pad_id: int, contexts: Sequence[list[int]],
+                            choices: Sequence[Sequence[list[int]]]) -> list[list[float]]:
+    """Sum of log p(choice | context) for every choice of every context, running each
+    context once: a question with k choices would otherwise run its context k times, and
+    the context is most of the tokens (a long review and "positive"/"negative").
+
+    Contexts are left-padded so they all end in the same column; their KV cache is copied
+    to one row per choice, and the choices' tokens (right-padded) continue from there.
+    Only the logits that score a token are computed: the context's last position, then
+    the continuations'."""
+    from transformers import DynamicCache
+
+    from peftbench.evaluate.generation import _last_logits_only, left_pad
+
+    device = next(model.parameters()).device
+    ids, mask = (t.to(device) for t in left_pad(contexts, pad_id))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                  use_cache=True, **_last_logits_only(model)).logits[:, -1].float().log_softmax(-1)
+    owner = [row for row, options in enumerate(choices) for _ in options]
+    options = [option for row_options in choices for option in row_options]
+    scores = [float(first[row, option[0]]) if option else 0.0 for row, option in zip(owner, options)]
+    width = max(len(option) for option in options) - 1  # a choice's last token is only predicted
+    if width > 0:
+        index = torch.tensor(owner, device=device)
+        cache.batch_select_indices(index)
+        follow = torch.full((len(options), width), pad_id, dtype=torch.long, device=device)
+        follow_mask = torch.zeros_like(follow)
+        for r, option in enumerate(options):
+            if len(option) > 1:
+                follow[r, : len(option) - 1] = torch.tensor(option[:-1], device=device)
+                follow_mask[r, : len(option) - 1] = 1
+        follow_positions = positions[index, -1:] + 1 + torch.arange(width, device=device)
+        logits = model(input_ids=follow, attention_mask=torch.cat([mask[index], follow_mask], dim=1),
+                       position_ids=follow_positions, past_key_values=cache, use_cache=True).logits
+        logprobs = logits.float().log_softmax(-1)
+        for r, option in enumerate(options):
+            if len(option) > 1:
+                steps = torch.arange(len(option) - 1, device=device)
+                scores[r] += float(logprobs[r, steps, torch.tensor(option[1:], device=device)].sum())
+    grouped, at = [], 0
+    for row_options in choices:
+        grouped.append(scores[at : at + len(row_options)])
+        at += len(row_options)
+    return grouped
+
+
+def _separate_logprobs(model, pad_id: int, contexts, choices, batch_size: int) -> list[list[float]]:
+    pairs = [(ctx, cont) for ctx, conts in zip(contexts, choices) for cont in conts]
+    scores = iter(continuation_logprobs(model, pad_id, pairs, batch_size * 4))
+    return [[next(scores) for _ in conts] for conts in choices]
+
+
 def choose(model, tokenizer, contexts: Sequence[list[int]], choices: Sequence[Sequence[list[int]]],
            batch_size: int, show_progress: bool = True) -> list[int]:
-    """Index of the most likely choice for each context."""
+    """Index of the most likely choice for each context (`batch_size` contexts at a time)."""
     picks = []
+    shared = shares_context(model)
     with progress_bar(len(contexts), "scoring", show_progress) as advance:
         for start in range(0, len(contexts), batch_size):
             ctx_chunk, choice_chunk = contexts[start : start + batch_size], choices[start : start + batch_size]
-            pairs = [(ctx, cont) for ctx, conts in zip(ctx_chunk, choice_chunk) for cont in conts]
-            scores = iter(continuation_logprobs(model, tokenizer.pad_token_id, pairs, batch_size * 4))
-            for conts in choice_chunk:
-                row = [next(scores) for _ in conts]
-                picks.append(max(range(len(row)), key=row.__getitem__))
+            if shared:
+                rows = shared_context_logprobs(model, tokenizer.pad_token_id, ctx_chunk, choice_chunk)
+            else:
+                rows = _separate_logprobs(model, tokenizer.pad_token_id, ctx_chunk, choice_chunk, batch_size)
+            picks += [max(range(len(row)), key=row.__getitem__) for row in rows]
             advance(len(ctx_chunk))
     return picks

@@ -55,3 +55,23 @@ def test_runs_record_extra_flops_memory_and_pscp(tmp_path, method, params, adds_
     expected = pscp(100 * metrics["eval"]["score"], cost["trainable_params"], cost["extra_inference_tflops"],
                     cost["peak_memory_bytes"] / 1e9)
     assert metrics["pscp"] == pytest.approx(expected)
+
+
+def test_a_process_counts_each_base_models_flops_once(tmp_path, monkeypatch):
+    from conftest import run_config
+    import peftbench.run as run
+
+    counted = []
+    real = run.forward_flops
+    monkeypatch.setattr(run, "forward_flops", lambda model, *a: counted.append(type(model).__name__) or real(model, *a))
+    monkeypatch.setattr(run, "_BASE_FLOPS", {})
+    base = {}
+    for seed, model in ((0, "tiny-random-llama"), (1, "tiny-random-llama"), (0, "micro")):
+        cfg = run_config(tmp_path, model={"name": model}, method={"name": "lntuning"},
+                         train={"max_steps": 1, "batch_size": 4, "seed": seed})
+        cost = run.execute_run(cfg, show_progress=False)["cost"]
+        base.setdefault(model, set()).add(cost["base_inference_tflops"])
+        assert cost["extra_inference_tflops"] == 0  # the cached base count is this model's own
+    assert len(base["tiny-random-llama"]) == 1 and base["micro"] != base["tiny-random-llama"]
+    # one count of each base (before the method attaches), one of each tuned model
+    assert len(counted) == 2 + 3

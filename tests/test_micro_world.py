@@ -78,7 +78,6 @@ def test_code_references_are_tests_the_canonical_solution_passes():
 
 
 def test_pretraining_is_reproducible_at_reduced_size(tmp_path):
-    from peftbench.micro.card import score_model
     from peftbench.micro.pretrain import Recipe, pretrain
 
     recipe = Recipe(hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2,

@@ -59,7 +59,7 @@ def test_lora_trainable_count_matches_hand_formula(trained):
 def test_reloaded_adapter_reproduces_logits(trained):
     cfg, _ = trained
     from peftbench.methods import METHODS
-    from peftbench.models import load_model, load_tokenizer
+    from peftbench.models import load_model
 
     reloaded, tokenizer, _ = load_run(run_dir(cfg))
     batch = tokenizer(["Number: 12\nParity:", "Number: 7\nParity: odd"], return_tensors="pt", padding=True)

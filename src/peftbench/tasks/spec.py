@@ -15,7 +15,7 @@ import random
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Literal, Mapping, Optional
 
 import yaml
 from jinja2 import StrictUndefined

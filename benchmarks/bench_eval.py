@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import platform
 import statistics
 import time
-from datetime import date
-from pathlib import Path
 
 import torch
 
+from report_file import header, write
 from peftbench.config import EvalConfig, ModelConfig, TrainConfig
 from peftbench.evaluate import evaluate_task
 from peftbench.evaluate.generation import left_pad
@@ -114,9 +111,7 @@ def main() -> None:
     rate = {s: n / statistics.median(seconds[s]) for s in sides}
     base = rate["baseline_unmerged_unsorted_to_max"]
     report = {
-        "benchmark": "bench_eval", "date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "settings": {k: v for k, v in vars(args).items() if k != "out"}, "samples": n,
+        **header("bench_eval", args), "samples": n,
         "median_samples_per_s": rate, "ratio_vs_baseline": {s: rate[s] / base for s in sides},
         "predictions_differing": differing, "identical": not any(differing.values()), "scores": scores,
         "seconds": seconds,
@@ -124,10 +119,7 @@ def main() -> None:
     for s in sides:
         print(f"{s:36s} median {rate[s]:7.2f} samples/s   x{rate[s] / base:.2f}")
     print(f"identical predictions: {report['identical']} (differing per task: {differing})")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write(report, args.out)
 
 
 def _score(task, predictions, examples) -> float:

@@ -14,16 +14,13 @@ the picks must be identical (checked, and written to the JSON).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from datetime import date
-from pathlib import Path
 
 import torch
 
 import peftbench.evaluate.loglik as loglik
+from report_file import header, write
 from peftbench.config import EvalConfig, ModelConfig
 from peftbench.evaluate import evaluate_task
 from peftbench.models import load_model, load_tokenizer
@@ -68,14 +65,8 @@ def main() -> None:
         }
         print(f"{name:26s} whole {whole:.3f} s  shared {shared:.3f} s  x{whole / shared:.2f}  "
               f"identical picks: {results[name]['identical_picks']}")
-    report = {"benchmark": "bench_loglik", "date": date.today().isoformat(),
-              "machine": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
-              "torch": torch.__version__, "settings": {k: v for k, v in vars(args).items() if k != "out"},
-              "tasks": results}
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    report = {**header("bench_loglik", args), "tasks": results}
+    write(report, args.out)
 
 
 if __name__ == "__main__":

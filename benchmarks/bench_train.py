@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import platform
 import random
 import statistics
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from report_file import header, write
 from peftbench.config import ModelConfig, TrainConfig
 from peftbench.cost.measure import PeakMemory
 from peftbench.methods import METHODS
@@ -169,9 +167,7 @@ def main() -> None:
     median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in VARIANTS}
     base = median["baseline_trainer_padded"]
     report = {
-        "benchmark": "bench_train", "date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "model": args.model,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
+        **header("bench_train", args, left_out=("out", "work")), "model": args.model,
         "data": {"tasks": MIXTURE, "examples": len(examples), "length_min_median_max": [lengths[0], lengths[len(lengths) // 2], lengths[-1]]},
         "median_tokens_per_s": median,
         "ratio_vs_baseline": {v: median[v] / base for v in VARIANTS},
@@ -179,10 +175,7 @@ def main() -> None:
     }
     for variant in VARIANTS:
         print(f"{variant:30s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write(report, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""What every benchmark's JSON starts with, and how it is written."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import date
+from pathlib import Path
+
+import torch
+
+
+def header(benchmark: str, args, left_out: tuple[str, ...] = ("out",)) -> dict:
+    """Benchmark name, date, machine, threads, torch version and the command's settings."""
+    return {"benchmark": benchmark, "date": date.today().isoformat(),
+            "machine": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "settings": {k: v for k, v in vars(args).items() if k not in left_out}}
+
+
+def write(report: dict, out: str | None) -> None:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=2))
+        print(f"wrote {out}")

@@ -33,7 +33,7 @@ from peftbench.methods import METHODS, MethodContext
 from peftbench.methods.base import NotMergeableError
 from peftbench.models import load_model, load_tokenizer
 from peftbench.models.gguf import origin_of
-from peftbench.models.loading import model_source, transformer_of
+from peftbench.models.loading import model_source
 from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
@@ -41,7 +41,7 @@ from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
 from peftbench.launch import is_main_process, process_rank, world_size
 from peftbench.train.modes import TRAINING_MODES
-from peftbench.train.sft import autocast_dtype, total_optimizer_steps, training_attention
+from peftbench.train.sft import autocast_dtype, total_optimizer_steps
 from peftbench.train.tracking import Fanout, open_trackers
 
 METRICS_FILE = "metrics.json"
@@ -188,8 +188,6 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     if not main:  # the main process holds the same weights: it evaluates and writes the run
         return {"run_id": run_id(cfg), "status": result.status, "process": process_rank()}
 
-    amp = autocast_dtype(cfg.train.precision, device)
-    model_attention = transformer_of(model).config._attn_implementation
     metrics = {
         "run_id": run_id(cfg),
         "suite": cfg.suite,
@@ -200,9 +198,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
         "status": "done" if result.status == "completed" else result.status,
         "train": {"mode": cfg.train.mode, "batching": train_cfg.batching, "processes": world_size(),
-                  "precision": "bf16" if amp else "fp32",
-                  "attention": training_attention(cfg.train.attention, device, amp) or model_attention,
-                  **result.summary()},
+                  "precision": "bf16" if autocast_dtype(cfg.train.precision, device) else "fp32", **result.summary()},
         "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
                  "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
     }

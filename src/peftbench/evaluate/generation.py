@@ -22,6 +22,11 @@ def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask
 
 
+def left_padded_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of left-padded rows: each row's first real token is position 0."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def generation_config(cfg: EvalConfig, tokenizer) -> GenerationConfig:
     sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p} if cfg.do_sample else {}
     return GenerationConfig(
@@ -99,8 +104,8 @@ def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, m
     rows = list(range(ids.shape[0]))  # original row of each live batch row
     new_tokens: list[list[int]] = [[] for _ in rows]
     cache = DynamicCache()
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    last_only = _last_logits_only(model)
+    positions = left_padded_positions(mask)
+    last_only = last_logits_only(model)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                    use_cache=True, **last_only).logits[:, -1]
     for _ in range(max_new_tokens):
@@ -127,7 +132,7 @@ def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, m
     return new_tokens
 
 
-def _last_logits_only(model) -> dict:
+def last_logits_only(model) -> dict:
     """`logits_to_keep=1` where the model takes it: the prompt's other positions would each
     cost a vocabulary-wide row of logits (rows x prompt x vocab floats) that nobody reads."""
     import inspect

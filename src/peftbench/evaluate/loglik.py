@@ -58,14 +58,14 @@ def shared_context_logprobs(model, pad_id: int, contexts: Sequence[list[int]],
     the continuations'."""
     from transformers import DynamicCache
 
-    from peftbench.evaluate.generation import _last_logits_only, left_pad
+    from peftbench.evaluate.generation import last_logits_only, left_pad, left_padded_positions
 
     device = next(model.parameters()).device
     ids, mask = (t.to(device) for t in left_pad(contexts, pad_id))
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    positions = left_padded_positions(mask)
     cache = DynamicCache()
     first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                  use_cache=True, **_last_logits_only(model)).logits[:, -1].float().log_softmax(-1)
+                  use_cache=True, **last_logits_only(model)).logits[:, -1].float().log_softmax(-1)
     owner = [row for row, options in enumerate(choices) for _ in options]
     options = [option for row_options in choices for option in row_options]
     scores = [float(first[row, option[0]]) if option else 0.0 for row, option in zip(owner, options)]
@@ -87,11 +87,8 @@ def shared_context_logprobs(model, pad_id: int, contexts: Sequence[list[int]],
             if len(option) > 1:
                 steps = torch.arange(len(option) - 1, device=device)
                 scores[r] += float(logprobs[r, steps, torch.tensor(option[1:], device=device)].sum())
-    grouped, at = [], 0
-    for row_options in choices:
-        grouped.append(scores[at : at + len(row_options)])
-        at += len(row_options)
-    return grouped
+    ordered = iter(scores)
+    return [[next(ordered) for _ in row_options] for row_options in choices]
 
 
 def _separate_logprobs(model, pad_id: int, contexts, choices, batch_size: int) -> list[list[float]]:

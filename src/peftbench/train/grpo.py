@@ -19,6 +19,7 @@ from torch import nn
 
 from peftbench.config import TrainConfig
 from peftbench.metrics import get_metric
+from peftbench.models.loading import transformer_of
 from peftbench.progress import progress_bar
 from peftbench.prompting import render_prompt
 from peftbench.tasks.base import Example, Task
@@ -117,7 +118,8 @@ def train_grpo(
         gradient_checkpointing=False, bf16=False, fp16=False, loss_type=grpo.loss_type, epsilon=grpo.epsilon,
         scale_rewards=grpo.scale_rewards,
     )
-    result = TrainResult(status="completed", steps=0, total_steps=total)
+    result = TrainResult(status="completed", steps=0, total_steps=total,
+                         attention=transformer_of(model).config._attn_implementation)
     start = time.perf_counter()
     with progress_bar(total, "training (GRPO)", show_progress) as advance:
         bridge = _trainer_callback(result, log, advance, on_step, start, on_checkpoint, cfg)

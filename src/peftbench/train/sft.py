@@ -39,6 +39,7 @@ class TrainResult:
     reason: Optional[str] = None
     validation_losses: list[float] = field(default_factory=list)  # mean loss on validation, per epoch
     best_epoch: Optional[int] = None  # the epoch whose weights were kept (select_best)
+    attention: Optional[str] = None  # the attention kernel the model trained with
 
     @property
     def first_loss(self) -> Optional[float]:
@@ -55,7 +56,7 @@ class TrainResult:
             status=self.status, steps=first.steps + self.steps, total_steps=first.total_steps + self.total_steps,
             losses=first.losses + self.losses, target_tokens=first.target_tokens + self.target_tokens,
             tokens=first.tokens + self.tokens, samples=first.samples + self.samples,
-            seconds=first.seconds + self.seconds, reason=self.reason,
+            seconds=first.seconds + self.seconds, reason=self.reason, attention=self.attention,
         )
 
     def summary(self) -> dict:
@@ -74,6 +75,7 @@ class TrainResult:
             "reason": self.reason,
             "validation_losses": self.validation_losses or None,
             "best_epoch": self.best_epoch,
+            "attention": self.attention,
         }
 
 
@@ -236,6 +238,7 @@ def train_sft(
     start = time.perf_counter()
     model.train()
     attention = training_attention(cfg.attention, device, amp)
+    result.attention = attention or transformer_of(model).config._attn_implementation
     with training_speedups(model, cfg, attention), progress_bar(total, "training", show_progress) as advance:
         while result.steps < total:
             step_loss = 0.0

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from math import comb
+from queue import Queue
 from typing import Mapping, Sequence, Union
 
 from peftbench.metrics import METRICS, check_lengths
 from peftbench.metrics.sandbox import ExecutionResult, SandboxLimits, run_program
+from peftbench.metrics.sandbox_server import SandboxServer
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -56,10 +60,29 @@ def test_program(program: str, reference: Union[str, Mapping]) -> str:
 
 def check_programs(programs: Sequence[str], tests: Sequence, limits: SandboxLimits = SandboxLimits(),
                    workers: int = 4) -> list[ExecutionResult]:
-    """Each program followed by its tests, run in the sandbox (in parallel processes)."""
+    """Each program followed by its tests, run in the sandbox: `workers` warm sandbox servers
+    in parallel, each forking a fresh sandboxed child per program (a one-shot interpreter
+    per program where fork is not available)."""
     jobs = [test_program(program, test) for program, test in zip(programs, tests)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: run_program(job, limits), jobs))
+    if not jobs:
+        return []
+    if not hasattr(os, "fork"):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda job: run_program(job, limits), jobs))
+    servers: Queue = Queue()
+    with ExitStack() as stack:
+        for _ in range(min(workers, len(jobs))):
+            servers.put(stack.enter_context(SandboxServer(limits)))
+
+        def run(job: str) -> ExecutionResult:
+            server = servers.get()  # one job at a time per server
+            try:
+                return server.run(job)
+            finally:
+                servers.put(server)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(run, jobs))
 
 
 def _samples(prediction: Union[str, Sequence[str]]) -> list[str]:

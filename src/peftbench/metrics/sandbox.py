@@ -29,7 +29,7 @@ from typing import Literal
 Status = Literal["passed", "failed", "timeout", "error"]
 
 # Runs first in the child; the program's path is argv[1].
-_BOOTSTRAP = r'''
+GUARD = r'''
 import os, sys
 _ROOT = os.path.realpath(os.getcwd())
 _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -91,19 +91,29 @@ class ExecutionResult:
         return self.status == "passed"
 
 
+def resource_limits(limits: SandboxLimits) -> list[tuple[int, int]]:
+    """(resource, hard = soft limit) pairs the child sets on itself before the program runs."""
+    return [
+        (resource.RLIMIT_CPU, int(limits.timeout_s) + 1),
+        (resource.RLIMIT_AS, limits.memory_mb * 1024 * 1024),
+        (resource.RLIMIT_FSIZE, limits.file_mb * 1024 * 1024),
+        (resource.RLIMIT_NOFILE, limits.max_open_files),
+        (resource.RLIMIT_NPROC, limits.max_processes),
+        (resource.RLIMIT_CORE, 0),
+    ]
+
+
 def _limit(limits: SandboxLimits):
     def apply() -> None:
-        cpu = int(limits.timeout_s) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        memory = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        size = limits.file_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for name, value in resource_limits(limits):
+            resource.setrlimit(name, (value, value))
 
     return apply
+
+
+def clean_environment(workdir: str) -> dict[str, str]:
+    """All the program sees of an environment: nothing of the parent's (no tokens or secrets)."""
+    return {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
 
 
 def _kill_group(pgid: int) -> None:
@@ -113,7 +123,7 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _classify(returncode: int, stderr: str) -> ExecutionResult:
+def classify(returncode: int, stderr: str) -> ExecutionResult:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else ""
     if returncode == 0:
@@ -134,10 +144,9 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Execut
         path = os.path.join(workdir, "program.py")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(program)
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, path],
-            cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, "-I", "-B", "-c", GUARD, path],
+            cwd=workdir, env=clean_environment(workdir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True, preexec_fn=_limit(limits), text=True,
         )
         try:
@@ -148,6 +157,6 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Execut
             return ExecutionResult("timeout", f"wall time limit of {limits.timeout_s}s reached")
         finally:
             _kill_group(proc.pid)  # whatever the program started dies with it
-        return _classify(proc.returncode, stderr[-4000:])
+        return classify(proc.returncode, stderr[-4000:])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,205 @@
+"""A warm sandbox: one idle interpreter that forks a fresh child for each program.
+
+Starting a Python interpreter costs ~25 ms, more than most test programs take to run;
+pass@k over a real benchmark runs tens of thousands of them. The server is started once
+(the same isolated `python -I -B` with a clean environment as `run_program` uses) and
+runs only trusted code: for each job it forks, and the child takes exactly the sandbox
+of a one-shot run before any untrusted code runs:
+
+- its own session and process group (killed as a whole on timeout), its own temporary
+  working directory, the clean environment;
+- stdin and stdout on /dev/null, stderr into a file of its directory, and every other
+  descriptor closed, so nothing of the server's (its pipes to peftbench) stays reachable;
+- the same resource limits, then the same audit hook and program loader (`GUARD`).
+
+The server reaps the child, kills what is left of its process group, and answers with
+the exit status; the caller reads stderr and classifies it as `run_program` does. Where
+the server cannot start or stops answering, `SandboxServer.run` falls back on
+`run_program` for that job, so a result is never lost to the speed-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Optional
+
+from peftbench.metrics.sandbox import (
+    GUARD, ExecutionResult, SandboxLimits, classify, clean_environment, resource_limits, run_program,
+)
+
+_STDERR_FILE = ".stderr"
+
+# The server's loop (trusted code only). argv[1] is GUARD. A job is one JSON line:
+# workdir, path, env, limits, timeout; the answer one JSON line: returncode, timeout.
+_SERVER = r'''
+import json, os, resource, select, signal, sys, time, traceback
+_GUARD = compile(sys.argv[1], "<sandbox>", "exec")  # once, not in every child
+
+def _child(job):
+    os.setsid()
+    os.chdir(job["workdir"])
+    os.environ.clear()
+    os.environ.update(job["env"])
+    err = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(err, 2)
+    os.closerange(3, 1 << 16)
+    for name, value in job["limits"]:
+        resource.setrlimit(name, (value, value))
+    sys.argv = ["-c", job["path"]]
+    code = 0
+    try:
+        exec(_GUARD, {"__name__": "__sandbox__"})
+    except SystemExit as stop:
+        if isinstance(stop.code, int) or stop.code is None:
+            code = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(code)
+
+def _wait(pid, timeout):
+    """True once the child has exited (left unreaped, so its process group id stays its own),
+    False when the wall-clock limit came first."""
+    if hasattr(os, "pidfd_open"):
+        fd = os.pidfd_open(pid)
+        try:
+            return bool(select.select([fd], [], [], timeout)[0])
+        finally:
+            os.close(fd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        time.sleep(0.0005)
+    return False
+
+for line in sys.stdin:
+    job = json.loads(line)
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(job)
+    exited = _wait(pid, job["timeout"])
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    _, status = os.waitpid(pid, 0)
+    sys.stdout.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status), "timeout": not exited}) + "\n")
+    sys.stdout.flush()
+'''
+
+
+class SandboxServer:
+    """Runs programs one at a time, each in a freshly forked sandboxed child; use one server
+    per thread. A context manager: `close` ends the server."""
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits()):
+        self.limits = limits
+        self._proc: Optional[subprocess.Popen] = None
+        self._home = tempfile.mkdtemp(prefix="peftbench-sandbox-server-")
+
+    def __enter__(self) -> "SandboxServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The server process's id while it runs (None before the first job)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def _start(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-B", "-c", _SERVER, GUARD],
+                cwd=self._home, env=clean_environment(self._home), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, start_new_session=True, text=True, bufsize=1,
+            )
+        return self._proc
+
+    def run(self, program: str) -> ExecutionResult:
+        """Run `program` (Python source) in a forked sandboxed child; passed means it exited cleanly."""
+        workdir = tempfile.mkdtemp(prefix="peftbench-sandbox-")
+        try:
+            path = os.path.join(workdir, "program.py")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(program)
+            answer = self._ask({"workdir": workdir, "path": path, "stderr": os.path.join(workdir, _STDERR_FILE),
+                                "env": clean_environment(workdir), "limits": resource_limits(self.limits),
+                                "timeout": self.limits.timeout_s})
+            if answer is None:  # the server died or hung: this job the slow, sure way
+                return run_program(program, self.limits)
+            if answer["timeout"]:
+                return ExecutionResult("timeout", f"wall time limit of {self.limits.timeout_s}s reached")
+            return classify(answer["returncode"], _tail(os.path.join(workdir, _STDERR_FILE)))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _ask(self, job: dict) -> Optional[dict]:
+        try:
+            proc = self._start()
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.flush()
+            # the server enforces the time limit itself; this is the backstop should it hang
+            if not select.select([proc.stdout], [], [], self.limits.timeout_s + 10)[0]:
+                raise TimeoutError
+            line = proc.stdout.readline()
+            return json.loads(line) if line else self._stop()
+        except (OSError, ValueError, TimeoutError):
+            return self._stop()
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._proc.wait()
+            for stream in (self._proc.stdin, self._proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self._proc = None
+        return None
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                self._proc.stdin.close()  # end of input: the server's loop ends
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._stop()
+        shutil.rmtree(self._home, ignore_errors=True)
+
+
+def _tail(path: str, size: int = 4000) -> str:
+    """The last `size` bytes of a file (the last line holds the error), '' when it is missing."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

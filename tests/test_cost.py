@@ -57,21 +57,33 @@ def test_runs_record_extra_flops_memory_and_pscp(tmp_path, method, params, adds_
     assert metrics["pscp"] == pytest.approx(expected)
 
 
-def test_a_process_counts_each_base_models_flops_once(tmp_path, monkeypatch):
+def test_a_process_counts_each_model_structures_flops_once(tmp_path, monkeypatch):
     from conftest import run_config
+    import peftbench.cost.measure as measure
     import peftbench.run as run
 
     counted = []
-    real = run.forward_flops
-    monkeypatch.setattr(run, "forward_flops", lambda model, *a: counted.append(type(model).__name__) or real(model, *a))
-    monkeypatch.setattr(run, "_BASE_FLOPS", {})
-    base = {}
-    for seed, model in ((0, "tiny-random-llama"), (1, "tiny-random-llama"), (0, "micro")):
-        cfg = run_config(tmp_path, model={"name": model}, method={"name": "lntuning"},
+    real = measure.forward_flops
+    monkeypatch.setattr(measure, "forward_flops", lambda model, *a: counted.append(type(model).__name__) or real(model, *a))
+    monkeypatch.setattr(measure, "_COUNTED", {})
+    costs = {}
+    for seed, model, method in ((0, "tiny-random-llama", "lntuning"), (1, "tiny-random-llama", "lntuning"),
+                                (0, "micro", "lntuning"), (0, "micro", "lora")):
+        cfg = run_config(tmp_path, model={"name": model}, method={"name": method},
                          train={"max_steps": 1, "batch_size": 4, "seed": seed})
-        cost = run.execute_run(cfg, show_progress=False)["cost"]
-        base.setdefault(model, set()).add(cost["base_inference_tflops"])
-        assert cost["extra_inference_tflops"] == 0  # the cached base count is this model's own
-    assert len(base["tiny-random-llama"]) == 1 and base["micro"] != base["tiny-random-llama"]
-    # one count of each base (before the method attaches), one of each tuned model
+        costs[seed, model, method] = run.execute_run(cfg, show_progress=False)["cost"]
+    lntuning = [c for (_, _, m), c in costs.items() if m == "lntuning"]
+    assert all(c["extra_inference_tflops"] == 0 for c in lntuning)  # the cached base count is this model's own
+    assert lntuning[0]["base_inference_tflops"] == lntuning[1]["base_inference_tflops"] != lntuning[2]["base_inference_tflops"]
+    assert costs[0, "micro", "lora"]["extra_inference_tflops"] > 0  # its low-rank products: another structure, its own count
+    # two bases, then each tuned structure once: lntuning on each model, lora on micro (seed 1 reuses seed 0's)
     assert len(counted) == 2 + 3
+
+
+def test_structure_key_ignores_weight_values_and_sees_shapes():
+    from peftbench.cost.measure import structure_key
+
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    assert structure_key(a) == structure_key(b)  # different random weights
+    assert structure_key(a) != structure_key(torch.nn.Linear(4, 5))
+    assert structure_key(a) != structure_key(torch.nn.Linear(4, 3, bias=False))

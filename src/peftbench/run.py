@@ -23,7 +23,7 @@ from transformers import set_seed
 
 from peftbench.config import (EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, model_identity, retention_identity,
                               task_identity, to_plain, validate_run_config)
-from peftbench.cost.measure import PeakMemory, forward_flops
+from peftbench.cost.measure import PeakMemory, structure_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
 from peftbench.errors import PeftbenchError
@@ -164,7 +164,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, **method.load_kwargs(params))
     _, base_total = count_parameters(model)
-    base_flops = _base_flops(cfg.model, method.load_kwargs(params), model)  # PSCP penalises the FLOPs a method adds
+    base_flops = structure_flops(model)  # PSCP penalises the FLOPs a method adds
     source = model_source(cfg.model)
     ctx = MethodContext(total_steps=total_optimizer_steps(len(train_data), cfg.train), model_source=source)
     model = method.attach(model, params, ctx)
@@ -268,20 +268,8 @@ def _base_point(cfg: RunConfig, show_progress: bool) -> dict:
     return trajectory_point(0, target, kept)
 
 
-_BASE_FLOPS: dict[str, int] = {}
-
-
-def _base_flops(model_cfg: ModelConfig, load_kwargs: dict, model) -> int:
-    """The base model's forward FLOPs, counted once per process for each model and way of
-    loading it: a sweep of 120 runs on one model would otherwise count the same pass 120 times."""
-    key = json.dumps([model_identity(model_cfg), sorted(map(str, load_kwargs.items()))], sort_keys=True, default=str)
-    if key not in _BASE_FLOPS:
-        _BASE_FLOPS[key] = forward_flops(model)
-    return _BASE_FLOPS[key]
-
-
 def _inference_flops(model, base_flops: int) -> dict:
-    flops = forward_flops(model)
+    flops = structure_flops(model)
     return {"base_inference_tflops": base_flops / 1e12, "extra_inference_tflops": max(0, flops - base_flops) / 1e12}
 
 

@@ -8,11 +8,14 @@ metrics say which one was measured.
 FLOPs: torch's FlopCounterMode over one forward pass of a 1 x 512-token batch (PEFT-Bench's
 PSCP definition), counted the same way for the base and the tuned model; the extra FLOPs
 are the difference (soft prompts add virtual tokens, IA3 and adapters add operations,
-LoRA-style methods add their low-rank products unless merged).
+LoRA-style methods add their low-rank products unless merged). A process counts each
+model structure once (`structure_flops`): a sweep's runs of one method on one model differ
+in weight values only, which do not change the FLOPs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -69,6 +72,27 @@ def forward_flops(model: torch.nn.Module, tokens: int = FLOP_TOKENS) -> int:
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
+
+
+_COUNTED: dict[str, int] = {}
+
+
+def structure_key(model: torch.nn.Module) -> str:
+    """What a forward pass's FLOPs depend on: the module tree (names and types), every
+    parameter's and buffer's name, shape and dtype, and the model's config; not the values."""
+    config = getattr(model, "config", None)
+    parts = [type(model).__qualname__, config.to_json_string() if hasattr(config, "to_json_string") else repr(config)]
+    parts += [f"{name}:{type(module).__qualname__}" for name, module in model.named_modules()]
+    parts += [f"{name}:{tuple(t.shape)}:{t.dtype}" for name, t in (*model.named_parameters(), *model.named_buffers())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def structure_flops(model: torch.nn.Module) -> int:
+    """`forward_flops`, counted once per process for each model structure (`structure_key`)."""
+    key = structure_key(model)
+    if key not in _COUNTED:
+        _COUNTED[key] = forward_flops(model)
+    return _COUNTED[key]
 
 
 @contextmanager

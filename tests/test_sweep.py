@@ -150,3 +150,46 @@ def test_ray_executor_runs_a_sweep_on_a_local_ray_instance(tmp_path):
     assert {r["worker_pid"] for r in runs}.isdisjoint({os.getpid()})  # each run ran in a Ray worker
     rows = ResultStore(tmp_path / "runs" / "kill" / STORE_FILE).rows()
     assert sorted(r["run_id"] for r in rows if r["method"] != "base") == sorted(r["run_id"] for r in runs)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the failing run is QLoRA refused on a machine without CUDA")
+def test_local_workers_report_progress_and_failures_as_runs_finish(tmp_path, capsys):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from peftbench.config import load_suite_config
+    from peftbench.sweep import run_suite
+    from peftbench.sweep.executors import ExecutorOptions
+
+    raw = yaml.safe_load(suite_yaml(tmp_path, [0], max_steps=2).read_text())
+    raw["methods"].append({"name": "qlora"})  # refused on CPU: a run that fails
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(raw))
+    log = StringIO()
+    results = run_suite(load_suite_config(tmp_path / "suite.yaml"), console=Console(file=log, width=300),
+                        options=ExecutorOptions(workers=2, show_progress=True))
+    statuses = sorted(r["status"] for r in results if r.get("method") != "base")
+    assert statuses == ["done", "failed"]
+    failed = next(r for r in results if r["status"] == "failed")
+    assert f"run {failed['run_id']} failed:" in log.getvalue() and "CUDA" in log.getvalue()
+    bar = capsys.readouterr().err
+    assert "runs" in bar and "2/2" in bar and "1 failed" in bar
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU rule; on CUDA it is one worker per GPU")
+def test_cpu_workers_follow_cores_runs_and_memory(monkeypatch):
+    from types import SimpleNamespace
+
+    import psutil
+
+    from peftbench.cli import packaged_config
+    from peftbench.config import load_suite_config
+    from peftbench.sweep.executors import RUN_OVERHEAD_BYTES, default_workers
+
+    runs = load_suite_config(packaged_config("quickstart")).expand()  # 120 runs of the 3.1M micro model
+    assert default_workers(runs) == min(os.cpu_count(), 120 // 8)
+    assert default_workers(runs[:15]) == 1  # too few runs to pay for a second worker's start
+    unknown = [r.model_copy(update={"model": r.model.model_copy(update={"name": "no/such-model-anywhere"})}) for r in runs]
+    assert default_workers(unknown) == 1  # size unknown offline
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=3 * RUN_OVERHEAD_BYTES))
+    assert default_workers(runs) == 1  # half of 3 GiB holds one run's 1 GiB + weights, not two

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
@@ -14,21 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from peftbench.errors import PeftbenchError
+from peftbench.progress import quiet_library_output
 
 DEFAULT_SUITE = "quickstart"
 
 # Piped output gets a wide table instead of rich's 80-column default.
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _quiet_libraries() -> None:
-    # Our own progress bars report the work; the libraries' per-file bars only add noise.
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
 
 
 def packaged_config(name: str) -> Path:
@@ -311,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and list the runs without training")
     run.add_argument("--executor", default="local",
                      help="local: worker processes on this machine; ray: one Ray task per run (default: local)")
-    run.add_argument("--workers", type=int, help="local worker processes (default: one per GPU, 1 on CPU)")
+    run.add_argument("--workers", type=int, help="local worker processes (default: one per GPU; on CPU one per core for grids of 16+ runs of a model that fits)")
     run.add_argument("--address", help="Ray cluster address, e.g. ray://head:10001 (default: start a local Ray)")
     run.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs each run asks for (default: 1)")
     run.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs each run asks for (default: 0)")
@@ -397,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    quiet_library_output()
     try:
         return args.func(args)
     except PeftbenchError as exc:

@@ -32,3 +32,17 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
             bar.update(task, advance=n, status=status)
 
         yield advance
+
+
+def quiet_library_output() -> None:
+    """Our own progress bars report the work; the libraries' per-file bars and their
+    deprecation notices about each other only add noise (the CLI and every sweep worker)."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+    # BOFT on a machine without its CUDA kernel says so, and that it falls back, on every run
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"peft\.tuners\.boft\..*")

@@ -115,15 +115,19 @@ def test_extraction_complete_holds_only_when_no_further_text_can_change_the_answ
         "code": [("```python\ndef f():\n    return 1", False), ("```python\ndef f():\n    return 1\n```\nIt works", True),
                  ("    return 1\n", False)],
         "bbh": [(" True", False), (" True\n\nQ: next", True)],
+        # the first number after the first '####'; without the marker the last number (EOS only)
+        "final_number": [("3 + 4 = 7\n", False), ("#### ", False), ("#### 42", False), ("#### 42.", False),
+                         ("#### 1,", False), ("#### 4\ufffd", False), ("#### 42.\ufffd", False),
+                         ("so 7 apples\n#### 42\n", True), ("#### 42 apples", True), ("#### 42.5\n", True),
+                         ("#### 1,000\n", True), ("#### -3.\n", True), ("#### 42,\n", True)],
     }
     for extractor, examples in cases.items():
         complete, extract = EXTRACTION_COMPLETE.get(extractor), EXTRACTORS.get(extractor)
         for text, expected in examples:
             assert complete(text) is expected, (extractor, text)
             if expected:  # whatever follows, the extraction stays the same
-                for more in ["", " x", "\nD) 7\n```\nQ: 9", "Z"]:
+                for more in ["", " x", "\nD) 7\n```\nQ: 9", "Z", "5", ".5", ",000", "\n#### 9"]:
                     assert extract(text + more) == extract(text), (extractor, text, more)
-    assert "final_number" not in EXTRACTION_COMPLETE  # the last number can always change: EOS only
 
 
 def test_stopping_when_the_answer_is_final_gives_identical_predictions_with_fewer_tokens(parity_task):

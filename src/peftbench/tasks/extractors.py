@@ -31,6 +31,26 @@ def final_number(text: str) -> str:
     return (numbers[0] if marked else numbers[-1]).replace(",", "").rstrip(".")
 
 
+@EXTRACTION_COMPLETE.decorator("final_number")
+def _final_number_complete(text: str) -> bool:
+    # The extractor takes the first number after the first '####': final once that number
+    # is closed by a character that cannot extend it (a '.' extends it when a digit follows;
+    # commas are part of the match). Without the marker, the last number can always change
+    # (EOS only). A trailing U+FFFD is half a multi-byte character, still undecided.
+    if "####" not in text:
+        return False
+    after = text.split("####", 1)[1]
+    match = _NUMBER.search(after)
+    if not match:
+        return False
+    rest = after[match.end():]
+    if not rest or rest[0] == "\ufffd":
+        return False
+    if rest[0] == ".":
+        return len(rest) > 1 and rest[1] != "\ufffd" and not rest[1].isdigit()
+    return True
+
+
 @EXTRACTORS.decorator("math")
 def math_answer(text: str) -> str:
     """Kept whole: math-verify finds the \\boxed{} or final expression itself."""

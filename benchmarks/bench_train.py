@@ -22,7 +22,9 @@ import gc
 import random
 import statistics
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -34,7 +36,7 @@ from peftbench.methods import METHODS
 from peftbench.models import load_model, load_tokenizer
 from peftbench.models.loading import transformer_of
 from peftbench.tasks import TASKS
-from peftbench.train import train_sft
+from peftbench.train import sft, train_sft
 from peftbench.train.data import encode_examples
 
 # a mixture with the length spread real SFT data has: short reviews, word problems,
@@ -52,9 +54,10 @@ def training_examples(count: int):
 
 
 def build_model(kind: str):
+    if kind in ("micro", "smollm2-135m"):  # real models, each with its own tokenizer (SmolLM2's: 49k tokens)
+        cfg = ModelConfig(name=kind, device="cpu")
+        return load_model(cfg), load_tokenizer(cfg)
     tokenizer = load_tokenizer(ModelConfig(name="micro"))
-    if kind == "micro":
-        return load_model(ModelConfig(name="micro", device="cpu")), tokenizer
     # ~100M parameters from config (random init: throughput does not depend on the weights)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=2048, num_hidden_layers=14,
                          num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=1024,
@@ -94,12 +97,16 @@ def run_baseline(model, tokenizer, examples, args, bf16: bool = False, attention
     return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss}
 
 
-def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, precision: str = "fp32") -> dict:
+def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, precision: str = "fp32",
+                  all_logits: bool = False) -> dict:
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
                       batching=batching, group_by_length=group, logging_steps=10_000, precision=precision)
-    start = time.perf_counter()
-    result = train_sft(model, tokenizer, examples, cfg, show_progress=False)
-    seconds = time.perf_counter() - start
+    # all_logits: the vocabulary projection at every position, as before train/loss.py (no
+    # setting switches it off: it changes nothing but the cost, so only this measurement does)
+    with patch.object(sft, "scores_selectively", lambda model: False) if all_logits else nullcontext():
+        start = time.perf_counter()
+        result = train_sft(model, tokenizer, examples, cfg, show_progress=False)
+        seconds = time.perf_counter() - start
     return {"seconds": seconds, "tokens": result.tokens, "mean_loss": sum(result.losses) / len(result.losses)}
 
 
@@ -112,6 +119,7 @@ VARIANTS = {
     # of peftbench's bf16 figure is that choice alone
     "baseline_trainer_padded_bf16_eager": lambda m, t, e, a: run_baseline(m, t, e, a, bf16=True, attention="eager"),
     "peftbench_packed": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False),
+    "peftbench_packed_all_logits": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False, all_logits=True),
     "peftbench_padded_grouped": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True),
     "peftbench_packed_bf16": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False, "bf16"),
     "peftbench_padded_grouped_bf16": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True, "bf16"),
@@ -132,7 +140,9 @@ def measure(kind: str, variant: str, examples, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["micro", "100m"], default="micro")
+    parser.add_argument("--model", choices=["micro", "100m", "smollm2-135m"], default="micro")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="sides to run (the baseline is always one of them)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -144,36 +154,37 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    variants = {v: VARIANTS[v] for v in dict.fromkeys(["baseline_trainer_padded", *args.variants])}
     examples = training_examples(args.steps * args.batch_size)
-    tokenizer = load_tokenizer(ModelConfig(name="micro"))
+    tokenizer = load_tokenizer(ModelConfig(name="micro" if args.model == "100m" else args.model))
     encoded = encode_examples(tokenizer, examples, args.max_length)
     lengths = sorted(len(e.input_ids) for e in encoded)
     print(f"{len(examples)} examples, lengths min {lengths[0]} median {lengths[len(lengths) // 2]} max {lengths[-1]}")
 
     # untimed warm-up of every path (first calls pay for kernel selection and allocation)
     warm = argparse.Namespace(**{**vars(args), "steps": 2})
-    for variant in VARIANTS:
+    for variant in variants:
         measure(args.model, variant, examples[: 2 * args.batch_size], warm)
 
-    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
     for rep in range(args.reps):
-        order = list(VARIANTS) if rep % 2 == 0 else list(reversed(VARIANTS))  # alternate who goes first
+        order = list(variants) if rep % 2 == 0 else list(reversed(variants))  # alternate who goes first
         for variant in order:
             figures = measure(args.model, variant, examples, args)
             runs[variant].append(figures)
             print(f"rep {rep} {variant:30s} {figures['tokens_per_s']:9.1f} tok/s  {figures['seconds']:6.2f} s  "
                   f"peak RSS {figures['peak_rss_bytes'] / 2**20:.0f} MiB")
 
-    median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in VARIANTS}
+    median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in variants}
     base = median["baseline_trainer_padded"]
     report = {
         **header("bench_train", args, left_out=("out", "work")), "model": args.model,
         "data": {"tasks": MIXTURE, "examples": len(examples), "length_min_median_max": [lengths[0], lengths[len(lengths) // 2], lengths[-1]]},
         "median_tokens_per_s": median,
-        "ratio_vs_baseline": {v: median[v] / base for v in VARIANTS},
+        "ratio_vs_baseline": {v: median[v] / base for v in variants},
         "runs": runs,
     }
-    for variant in VARIANTS:
+    for variant in variants:
         print(f"{variant:30s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}")
     write(report, args.out)
 

@@ -91,6 +91,37 @@ def test_method_trains_counts_reloads_and_merges(name, params, lr, tmp_path):
             method.merge(reloaded)
 
 
+# virtual tokens shift every position; AdaLoRA's model adds its orthogonality penalty to its loss
+OWN_LOSS = {"prompt", "prefix", "ptuning", "lora+prompt", "adalora"}
+
+
+@pytest.mark.parametrize("name,params,lr", CASES, ids=IDS)
+def test_answer_loss_on_scored_positions_only_equals_the_models_own(name, params, lr):
+    from peftbench.train.data import BATCHERS, encode_examples
+    from peftbench.train.loss import answer_loss, scores_selectively
+
+    method = METHODS.get(name)
+    tokenizer = load_tokenizer(MODEL)
+    torch.manual_seed(0)
+    model = method.attach(load_model(MODEL), method.params(params), MethodContext(total_steps=4))
+    assert scores_selectively(model) is (name not in OWN_LOSS)
+    if name in OWN_LOSS:
+        return
+    model.train()
+    examples = encode_examples(tokenizer, TASKS.get("micro-math").examples("train", limit=6), 128)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for batching in ("padded", "packed"):
+        tensors = BATCHERS[batching](examples, tokenizer.pad_token_id)
+        losses, grads = [], []
+        for selective in (False, True):
+            loss = answer_loss(model, tensors, selective)
+            losses.append(loss.item())
+            grads.append(torch.autograd.grad(loss, trainable))
+        assert losses[1] == pytest.approx(losses[0], rel=1e-5), batching
+        for own, selected in zip(*grads):
+            torch.testing.assert_close(selected, own, rtol=1e-4, atol=1e-6)
+
+
 def test_bitfit_adds_zero_biases_so_untrained_model_is_unchanged():
     tokenizer = load_tokenizer(MODEL)
     inputs = batch(tokenizer)

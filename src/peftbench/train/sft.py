@@ -24,6 +24,7 @@ from peftbench.progress import progress_bar
 from peftbench.tasks.base import Example
 from peftbench.train.data import BATCHERS, encode_examples, epoch_batches, pad_batch, real_tokens
 from peftbench.train.distributed import team_for
+from peftbench.train.loss import answer_loss, scores_selectively
 
 
 @dataclass
@@ -166,7 +167,7 @@ def validation_loss(model: nn.Module, tokenizer, encoded, batch_size: int) -> fl
         batch = encoded[start : start + batch_size]
         padded = {k: v.to(device) for k, v in pad_batch(batch, tokenizer.pad_token_id).items()}
         n = sum(e.target_tokens for e in batch)
-        total += model(**padded).loss.item() * n
+        total += answer_loss(model, padded, scores_selectively(model)).item() * n
         tokens += n
     return total / max(tokens, 1)
 
@@ -239,6 +240,7 @@ def train_sft(
     model.train()
     attention = training_attention(cfg.attention, device, amp)
     result.attention = attention or transformer_of(model).config._attn_implementation
+    selective = scores_selectively(model)  # vocabulary logits at the answer positions only
     with training_speedups(model, cfg, attention), progress_bar(total, "training", show_progress) as advance:
         while result.steps < total:
             step_loss = 0.0
@@ -247,10 +249,8 @@ def train_sft(
                 mine = team.shard(batch)
                 tensors = {k: v.to(device) for k, v in collate(mine, tokenizer.pad_token_id).items()}
                 with team.sync(last_micro_batch=micro == cfg.grad_accum - 1):
-                    # no KV cache in training: it is never read, and transformers only honours packed
-                    # position ids (block-diagonal attention) when there is none
                     with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                        loss = team.weighted(team.model(**tensors, use_cache=False).loss, batch, mine)
+                        loss = team.weighted(answer_loss(team.model, tensors, selective), batch, mine)
                     value = team.mean(loss)  # the batch's loss, agreed by every process
                     if not math.isfinite(value):
                         return _diverged(model, result, start, f"loss is {value} at step {result.steps + 1}")

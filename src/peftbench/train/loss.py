@@ -1,0 +1,66 @@
+"""The SFT loss, with vocabulary logits computed only where a label is scored.
+
+A causal LM's last layer projects every position onto the vocabulary, but SFT scores only
+the answer tokens: on the micro target tasks a quarter of the positions. For real
+vocabularies (49k for SmolLM2, 152k for Qwen2.5) that projection and its float32 logits
+are a large share of a step's time and of its peak memory, all spent on positions whose
+loss is ignored. transformers' `logits_to_keep` takes a boolean (batch, length) mask and
+projects only the kept positions; the loss is then the same mean over the same tokens as
+the model's own (`ForCausalLMLoss`: float32 logits, labels shifted by one).
+
+Models that prepend virtual tokens (soft prompts) shift every position, and AdaLoRA adds
+its orthogonality penalty to the loss its model computes, so those keep the model's own.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from peftbench.models.loading import transformer_of
+from peftbench.prompting import IGNORE_INDEX
+
+
+def prepends_virtual_tokens(model: nn.Module) -> bool:
+    """Soft prompts (peft's prompt learning, or the LoRA + prompt hybrid's wrapper)."""
+    if getattr(model, "num_virtual_tokens", None):
+        return True
+    configs = getattr(model, "peft_config", None) or {}
+    return any(getattr(config, "is_prompt_learning", False) for config in configs.values())
+
+
+def adds_to_its_loss(model: nn.Module) -> bool:
+    """peft's AdaLoRA adds an orthogonality penalty to the model's loss (only when given labels)."""
+    configs = getattr(model, "peft_config", None) or {}
+    return any(str(getattr(config, "peft_type", "")).endswith("ADALORA") for config in configs.values())
+
+
+def scores_selectively(model: nn.Module) -> bool:
+    """Whether `answer_loss` can project only the scored positions for this model."""
+    inner = transformer_of(model)
+    return ("logits_to_keep" in inspect.signature(inner.forward).parameters and not prepends_virtual_tokens(model)
+            and not adds_to_its_loss(model))
+
+
+def scored_positions(labels: torch.Tensor) -> torch.Tensor:
+    """(batch, length) bool: the positions whose next token carries a loss."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return keep
+
+
+def answer_loss(model: nn.Module, batch: dict[str, torch.Tensor], selective: bool) -> torch.Tensor:
+    """Mean cross-entropy over the batch's scored tokens. `selective` (see `scores_selectively`)
+    computes logits at those positions only; otherwise the model computes its own loss."""
+    # no KV cache in training: it is never read, and transformers only honours packed
+    # position ids (block-diagonal attention) when there is none
+    if not selective:
+        return model(**batch, use_cache=False).loss
+    labels = batch["labels"]
+    keep = scored_positions(labels)
+    inputs = {name: value for name, value in batch.items() if name != "labels"}
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits  # (scored tokens, vocab)
+    return F.cross_entropy(logits.float(), labels[:, 1:][keep[:, :-1]], reduction="mean")

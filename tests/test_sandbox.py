@@ -129,7 +129,10 @@ def test_server_that_died_is_replaced(server):
 def test_server_gives_the_one_shot_verdicts(server):
     programs = ["assert sum([1, 2]) == 3", "assert sum([1, 2]) == 4", "raise KeyError('k')", "import sys; sys.exit(2)",
                 "import sys; sys.exit(0)", "print('out'); import sys; print('err', file=sys.stderr)",
-                "import threading\nt = threading.Thread(target=lambda: None); t.start(); t.join()"]
+                "import threading\nt = threading.Thread(target=lambda: None); t.start(); t.join()",
+                # 20 MB on stderr (over the 16 MB file-size limit: stderr must not be a file), then a verdict
+                "import sys\nfor _ in range(20):\n    sys.stderr.write('x' * 2 ** 20)\nassert True",
+                "import sys\nsys.stderr.write('noise\\n' * 300000)\nassert 1 == 2, 'the last line wins'"]
     assert [server.run(p) for p in programs] == [run_program(p, QUICK) for p in programs]
 
 

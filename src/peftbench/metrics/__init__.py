@@ -77,7 +77,7 @@ def executes_code(name: str) -> bool:
 
 
 # each module registers its metrics on import
-from peftbench.metrics import bbh, classification, code, correlation, ifeval, mathematics, text  # noqa: E402,F401
+from peftbench.metrics import bbh, classification, code, correlation, ifeval, mathematics, text as _text  # noqa: E402,F401
 
 
 @METRICS.decorator("exact_match_ci")

@@ -8,12 +8,13 @@ of a one-shot run before any untrusted code runs:
 
 - its own session and process group (killed as a whole on timeout), its own temporary
   working directory, the clean environment;
-- stdin and stdout on /dev/null, stderr into a file of its directory, and every other
+- stdin and stdout on /dev/null, stderr a pipe the server drains, and every other
   descriptor closed, so nothing of the server's (its pipes to peftbench) stays reachable;
 - the same resource limits, then the same audit hook and program loader (`GUARD`).
 
 The server reaps the child, kills what is left of its process group, and answers with
-the exit status; the caller reads stderr and classifies it as `run_program` does. Where
+the exit status and stderr's last 4000 bytes, which the caller classifies as
+`run_program` does. Where
 the server cannot start or stops answering, `SandboxServer.run` falls back on
 `run_program` for that job, so a result is never lost to the speed-up.
 """
@@ -34,20 +35,20 @@ from peftbench.metrics.sandbox import (
     GUARD, ExecutionResult, SandboxLimits, classify, clean_environment, resource_limits, run_program,
 )
 
-_STDERR_FILE = ".stderr"
-
 # The server's loop (trusted code only). argv[1] is GUARD. A job is one JSON line:
-# workdir, path, env, limits, timeout; the answer one JSON line: returncode, timeout.
+# workdir, path, env, limits, timeout; the answer one JSON line: returncode, timeout and
+# the tail of stderr. The child's stderr is a pipe the server drains while it waits, as
+# `run_program`'s is (a file would count against the file-size limit).
 _SERVER = r'''
 import json, os, resource, select, signal, sys, time, traceback
 _GUARD = compile(sys.argv[1], "<sandbox>", "exec")  # once, not in every child
+_TAIL = 4000
 
-def _child(job):
+def _child(job, err):
     os.setsid()
     os.chdir(job["workdir"])
     os.environ.clear()
     os.environ.update(job["env"])
-    err = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
@@ -75,35 +76,63 @@ def _child(job):
             pass
     os._exit(code)
 
-def _wait(pid, timeout):
-    """True once the child has exited (left unreaped, so its process group id stays its own),
-    False when the wall-clock limit came first."""
-    if hasattr(os, "pidfd_open"):
-        fd = os.pidfd_open(pid)
-        try:
-            return bool(select.select([fd], [], [], timeout)[0])
-        finally:
-            os.close(fd)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            return True
-        time.sleep(0.0005)
-    return False
+def _exited(pid):
+    # WNOWAIT: the child stays unreaped, so its process group id cannot be reused yet
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+def _wait(pid, err, timeout):
+    # (exited before the wall-clock limit, stderr's tail), reading stderr as it comes
+    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    watched = [err] + ([pidfd] if pidfd is not None else [])
+    tail, deadline = b"", time.monotonic() + timeout
+    try:
+        while True:
+            if pidfd is None and _exited(pid):
+                return True, tail
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False, tail
+            ready = select.select(watched, [], [], left if pidfd is not None else min(left, 0.0005))[0]
+            if err in ready:
+                chunk = os.read(err, 65536)
+                if chunk:
+                    tail = (tail + chunk)[-_TAIL:]
+                else:
+                    watched.remove(err)  # closed: only the exit is left to wait for
+            if pidfd is not None and pidfd in ready:
+                return True, tail
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+def _drain(err, tail):
+    # what the group wrote before it died (the read end is closed here)
+    try:
+        while chunk := os.read(err, 65536):
+            tail = (tail + chunk)[-_TAIL:]
+    finally:
+        os.close(err)
+    return tail
 
 for line in sys.stdin:
     job = json.loads(line)
     sys.stdout.flush()
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _child(job)
-    exited = _wait(pid, job["timeout"])
+        os.close(read_end)
+        _child(job, write_end)
+    os.close(write_end)
+    exited, tail = _wait(pid, read_end, job["timeout"])
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     _, status = os.waitpid(pid, 0)
-    sys.stdout.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status), "timeout": not exited}) + "\n")
+    tail = _drain(read_end, tail)
+    answer = {"returncode": os.waitstatus_to_exitcode(status), "timeout": not exited,
+              "stderr": tail.decode("utf-8", errors="replace")}
+    sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
 '''
 
@@ -144,14 +173,13 @@ class SandboxServer:
             path = os.path.join(workdir, "program.py")
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(program)
-            answer = self._ask({"workdir": workdir, "path": path, "stderr": os.path.join(workdir, _STDERR_FILE),
-                                "env": clean_environment(workdir), "limits": resource_limits(self.limits),
-                                "timeout": self.limits.timeout_s})
+            answer = self._ask({"workdir": workdir, "path": path, "env": clean_environment(workdir),
+                                "limits": resource_limits(self.limits), "timeout": self.limits.timeout_s})
             if answer is None:  # the server died or hung: this job the slow, sure way
                 return run_program(program, self.limits)
             if answer["timeout"]:
                 return ExecutionResult("timeout", f"wall time limit of {self.limits.timeout_s}s reached")
-            return classify(answer["returncode"], _tail(os.path.join(workdir, _STDERR_FILE)))
+            return classify(answer["returncode"], answer["stderr"])
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -192,14 +220,3 @@ class SandboxServer:
                 pass
         self._stop()
         shutil.rmtree(self._home, ignore_errors=True)
-
-
-def _tail(path: str, size: int = 4000) -> str:
-    """The last `size` bytes of a file (the last line holds the error), '' when it is missing."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - size))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from math import comb
@@ -11,7 +10,7 @@ from typing import Mapping, Sequence, Union
 
 from peftbench.metrics import METRICS, check_lengths
 from peftbench.metrics.sandbox import ExecutionResult, SandboxLimits, run_program
-from peftbench.metrics.sandbox_server import SandboxServer
+from peftbench.metrics.sandbox_server import SandboxServer, server_supported
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -62,11 +61,11 @@ def check_programs(programs: Sequence[str], tests: Sequence, limits: SandboxLimi
                    workers: int = 4) -> list[ExecutionResult]:
     """Each program followed by its tests, run in the sandbox: `workers` warm sandbox servers
     in parallel, each forking a fresh sandboxed child per program (a one-shot interpreter
-    per program where fork is not available)."""
+    per program where the platform cannot run the server)."""
     jobs = [test_program(program, test) for program, test in zip(programs, tests)]
     if not jobs:
         return []
-    if not hasattr(os, "fork"):
+    if not server_supported():
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(lambda job: run_program(job, limits), jobs))
     servers: Queue = Queue()

@@ -137,6 +137,11 @@ for line in sys.stdin:
 '''
 
 
+def server_supported() -> bool:
+    """fork, and a way to wait for a child without reaping it (pidfd on Linux, waitid elsewhere)."""
+    return hasattr(os, "fork") and (hasattr(os, "pidfd_open") or hasattr(os, "waitid"))
+
+
 class SandboxServer:
     """Runs programs one at a time, each in a freshly forked sandboxed child; use one server
     per thread. A context manager: `close` ends the server."""
@@ -144,6 +149,7 @@ class SandboxServer:
     def __init__(self, limits: SandboxLimits = SandboxLimits()):
         self.limits = limits
         self._proc: Optional[subprocess.Popen] = None
+        self._lost = 0  # jobs in a row the server died on: after two, it is not started again
         self._home = tempfile.mkdtemp(prefix="peftbench-sandbox-server-")
 
     def __enter__(self) -> "SandboxServer":
@@ -173,10 +179,14 @@ class SandboxServer:
             path = os.path.join(workdir, "program.py")
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(program)
+            if self._lost >= 2:
+                return run_program(program, self.limits)
             answer = self._ask({"workdir": workdir, "path": path, "env": clean_environment(workdir),
                                 "limits": resource_limits(self.limits), "timeout": self.limits.timeout_s})
             if answer is None:  # the server died or hung: this job the slow, sure way
+                self._lost += 1
                 return run_program(program, self.limits)
+            self._lost = 0
             if answer["timeout"]:
                 return ExecutionResult("timeout", f"wall time limit of {self.limits.timeout_s}s reached")
             return classify(answer["returncode"], answer["stderr"])

@@ -134,13 +134,15 @@ def _watch(processes: list, runs: list[RunConfig], store_path: Path, options: Ex
     with progress_bar(len(runs), "runs", options.show_progress) as advance:
         while any(process.is_alive() for process in processes):
             processes[0].join(timeout=every_s)
-            rows = [row for row in store.rows() if row["run_id"] in ids and row["run_id"] not in finished]
-            new = [row for row in rows if row["status"] in FINAL or row["status"] == "failed"]
-            for row in new:
-                if row["status"] == "failed":
-                    console.print(f"[red]run {row['run_id']} failed:[/] {row['error']}")
-            finished.update(row["run_id"] for row in new)
-            failed = sum(1 for row in store.rows("failed") if row["run_id"] in ids)
+            statuses = {run: found for run, found in store.statuses().items() if run in ids}
+            new = [run for run, (status, _) in statuses.items()
+                   if run not in finished and (status in FINAL or status == "failed")]
+            for run in new:
+                status, error = statuses[run]
+                if status == "failed":
+                    console.print(f"[red]run {run} failed:[/] {error}")
+            finished.update(new)
+            failed = sum(1 for status, _ in statuses.values() if status == "failed")
             advance(len(new), status=f"{failed} failed" if failed else "")
 
 

@@ -124,6 +124,11 @@ class ResultStore:
         with self._connect() as db:
             return [self._decode(r) for r in db.execute(query + " ORDER BY run_id", args)]
 
+    def statuses(self) -> dict[str, tuple[str, Optional[str]]]:
+        """run id -> (status, error), without decoding configs and metrics (a progress poll)."""
+        with self._connect() as db:
+            return {r["run_id"]: (r["status"], r["error"]) for r in db.execute("SELECT run_id, status, error FROM runs")}
+
     @staticmethod
     def _decode(row: sqlite3.Row) -> dict:
         out = dict(row)

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 
 from peftbench.io import read_json
@@ -154,7 +155,7 @@ def test_ray_executor_runs_a_sweep_on_a_local_ray_instance(tmp_path):
     assert sorted(r["run_id"] for r in rows if r["method"] != "base") == sorted(r["run_id"] for r in runs)
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the failing run is QLoRA refused on a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the failing run is QLoRA refused on a machine without CUDA")
 def test_local_workers_report_progress_and_failures_as_runs_finish(tmp_path, capsys):
     from io import StringIO
 
@@ -178,7 +179,7 @@ def test_local_workers_report_progress_and_failures_as_runs_finish(tmp_path, cap
     assert "runs" in bar and "2/2" in bar and "1 failed" in bar
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU rule; on CUDA it is one worker per GPU")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule; on CUDA it is one worker per GPU")
 def test_cpu_workers_follow_cores_runs_and_memory(monkeypatch):
     from types import SimpleNamespace
 

@@ -63,22 +63,21 @@ def check_programs(programs: Sequence[str], tests: Sequence, limits: SandboxLimi
     in parallel, each forking a fresh sandboxed child per program (a one-shot interpreter
     per program where the platform cannot run the server)."""
     jobs = [test_program(program, test) for program, test in zip(programs, tests)]
-    if not jobs:
-        return []
-    if not server_supported():
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda job: run_program(job, limits), jobs))
-    servers: Queue = Queue()
     with ExitStack() as stack:
-        for _ in range(min(workers, len(jobs))):
-            servers.put(stack.enter_context(SandboxServer(limits)))
+        if server_supported():
+            servers: Queue = Queue()
+            for _ in range(min(workers, len(jobs))):
+                servers.put(stack.enter_context(SandboxServer(limits)))
 
-        def run(job: str) -> ExecutionResult:
-            server = servers.get()  # one job at a time per server
-            try:
-                return server.run(job)
-            finally:
-                servers.put(server)
+            def run(job: str) -> ExecutionResult:
+                server = servers.get()  # one job at a time per server
+                try:
+                    return server.run(job)
+                finally:
+                    servers.put(server)
+        else:
+            def run(job: str) -> ExecutionResult:
+                return run_program(job, limits)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(run, jobs))

@@ -23,8 +23,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterator, Literal
 
 Status = Literal["passed", "failed", "timeout", "error"]
 
@@ -137,13 +138,27 @@ def classify(returncode: int, stderr: str) -> ExecutionResult:
     return ExecutionResult("error", last or f"exit status {returncode}")
 
 
-def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> ExecutionResult:
-    """Run `program` (Python source) under the sandbox; passed means it exited cleanly."""
+@contextmanager
+def program_in_own_directory(program: str) -> Iterator[tuple[str, str]]:
+    """(directory, path): a new temporary directory holding `program` as program.py, removed
+    afterwards with whatever the program left there."""
     workdir = tempfile.mkdtemp(prefix="peftbench-sandbox-")
     try:
         path = os.path.join(workdir, "program.py")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(program)
+        yield workdir, path
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def timed_out(limits: SandboxLimits) -> ExecutionResult:
+    return ExecutionResult("timeout", f"wall time limit of {limits.timeout_s}s reached")
+
+
+def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> ExecutionResult:
+    """Run `program` (Python source) under the sandbox; passed means it exited cleanly."""
+    with program_in_own_directory(program) as (workdir, path):
         proc = subprocess.Popen(
             [sys.executable, "-I", "-B", "-c", GUARD, path],
             cwd=workdir, env=clean_environment(workdir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -154,9 +169,7 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> Execut
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
             proc.communicate()
-            return ExecutionResult("timeout", f"wall time limit of {limits.timeout_s}s reached")
+            return timed_out(limits)
         finally:
             _kill_group(proc.pid)  # whatever the program started dies with it
         return classify(proc.returncode, stderr[-4000:])
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)

@@ -32,7 +32,8 @@ import tempfile
 from typing import Optional
 
 from peftbench.metrics.sandbox import (
-    GUARD, ExecutionResult, SandboxLimits, classify, clean_environment, resource_limits, run_program,
+    GUARD, ExecutionResult, SandboxLimits, classify, clean_environment, program_in_own_directory, resource_limits,
+    run_program, timed_out,
 )
 
 # The server's loop (trusted code only). argv[1] is GUARD. A job is one JSON line:
@@ -174,24 +175,16 @@ class SandboxServer:
 
     def run(self, program: str) -> ExecutionResult:
         """Run `program` (Python source) in a forked sandboxed child; passed means it exited cleanly."""
-        workdir = tempfile.mkdtemp(prefix="peftbench-sandbox-")
-        try:
-            path = os.path.join(workdir, "program.py")
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(program)
-            if self._lost >= 2:
-                return run_program(program, self.limits)
+        if self._lost >= 2:
+            return run_program(program, self.limits)
+        with program_in_own_directory(program) as (workdir, path):
             answer = self._ask({"workdir": workdir, "path": path, "env": clean_environment(workdir),
                                 "limits": resource_limits(self.limits), "timeout": self.limits.timeout_s})
-            if answer is None:  # the server died or hung: this job the slow, sure way
-                self._lost += 1
-                return run_program(program, self.limits)
-            self._lost = 0
-            if answer["timeout"]:
-                return ExecutionResult("timeout", f"wall time limit of {self.limits.timeout_s}s reached")
-            return classify(answer["returncode"], answer["stderr"])
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if answer is None:  # the server died or hung: this job the slow, sure way
+            self._lost += 1
+            return run_program(program, self.limits)
+        self._lost = 0
+        return timed_out(self.limits) if answer["timeout"] else classify(answer["returncode"], answer["stderr"])
 
     def _ask(self, job: dict) -> Optional[dict]:
         try:

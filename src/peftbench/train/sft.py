@@ -162,12 +162,13 @@ def validation_loss(model: nn.Module, tokenizer, encoded, batch_size: int) -> fl
     """Mean loss per answer token over a validation set (the model is left in eval mode)."""
     device = next(model.parameters()).device
     model.eval()
+    selective = scores_selectively(model)
     total, tokens = 0.0, 0
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
         padded = {k: v.to(device) for k, v in pad_batch(batch, tokenizer.pad_token_id).items()}
         n = sum(e.target_tokens for e in batch)
-        total += answer_loss(model, padded, scores_selectively(model)).item() * n
+        total += answer_loss(model, padded, selective).item() * n
         tokens += n
     return total / max(tokens, 1)
 

@@ -168,15 +168,78 @@ def test_compacting_greedy_decoding_gives_the_tokens_of_generate():
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         reference = [tok.decode(row, skip_special_tokens=True) for row in out[:, ids.shape[1]:]]
         with torch.no_grad():
-            compact = [tok.decode(row, skip_special_tokens=True) for row in greedy_compacting(model, tok, ids, mask, 20)]
+            compact = [tok.decode(row, skip_special_tokens=True) for row in greedy_compacting(model, tok, prompts, 20)]
         assert compact == reference, name
         # with an answer-complete test, each row is the reference cut where its answer became final
         first_line = TASKS.get("micro-copy").extraction_complete
         with torch.no_grad():
             cut = [tok.decode(row, skip_special_tokens=True)
-                   for row in greedy_compacting(model, tok, ids, mask, 20, first_line)]
+                   for row in greedy_compacting(model, tok, prompts, 20, first_line)]
         assert all(r.startswith(c) for c, r in zip(cut, reference))
         assert [c.strip().split("\n")[0] for c in cut] == [r.strip().split("\n")[0] for r in reference]
+
+
+def few_shot_prompts(tok, task_name: str, shots: int, questions: int) -> list[list[int]]:
+    """Prompts as a few-shot task writes them: the same solved examples, then a question."""
+    from peftbench.tasks import TASKS
+
+    task = TASKS.get(task_name)
+    solved = "".join(e.prompt + e.answer + "\n\n" for e in task.examples("train", limit=shots, seed=1))
+    return [encode_prompt(tok, solved + e.prompt) for e in task.examples("test", limit=questions)]
+
+
+def tokens_run(model):
+    """A counter of the input tokens every forward pass of `model` embeds."""
+    seen = []
+    model.get_input_embeddings().register_forward_hook(lambda m, args, out: seen.append(args[0].numel()))
+    return seen
+
+
+def test_shared_prefix_is_the_common_start_leaving_each_prompt_its_last_token():
+    from peftbench.evaluate.prefill import shared_prefix_length
+
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 9]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2  # the shorter keeps its last token
+    assert shared_prefix_length([[7, 1], [8, 1]]) == 0
+    assert shared_prefix_length([[5, 5, 5]]) == 2
+
+
+def test_few_shot_prompts_run_their_shared_examples_once_and_decode_as_generate():
+    from peftbench.evaluate.generation import greedy_compacting
+    from peftbench.evaluate.prefill import MIN_SHARED_TOKENS, shared_prefix_length
+
+    model, tok = micro()
+    for task_name in ("micro-math", "micro-copy"):
+        prompts = few_shot_prompts(tok, task_name, shots=3, questions=6)
+        shared = shared_prefix_length(prompts)
+        assert shared >= MIN_SHARED_TOKENS
+        ids, mask = left_pad(prompts, tok.pad_token_id)
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        seen = tokens_run(model)
+        compact = greedy_compacting(model, tok, prompts, 12)
+        assert [tok.decode(r, skip_special_tokens=True) for r in compact] == \
+            [tok.decode(r, skip_special_tokens=True) for r in out[:, ids.shape[1]:]], task_name
+        # the prefill: the prefix once, then each row's own tail (left-padded to the longest)
+        tail = max(len(p) for p in prompts) - shared
+        assert seen[:2] == [shared, len(prompts) * tail]
+
+
+def test_few_shot_choices_score_as_whole_sequences_with_the_prefix_run_once():
+    from peftbench.evaluate.loglik import shared_context_logprobs
+    from peftbench.evaluate.prefill import shared_prefix_length
+
+    model, tok = micro()
+    contexts = few_shot_prompts(tok, "micro-sentiment", shots=2, questions=3)
+    texts = [[" positive", " negative"], [" negative", " positive", " great movie"], [" no"]]
+    choices = [[encode_answer(tok, t, with_eos=False) for t in options] for options in texts]
+    seen = tokens_run(model)
+    shared = shared_context_logprobs(model, tok.pad_token_id, contexts, choices)
+    assert seen[0] == shared_prefix_length(contexts) >= 16
+    for ctx, options, scores in zip(contexts, choices, shared):
+        whole = continuation_logprobs(model, tok.pad_token_id, [(ctx, c) for c in options], batch_size=8)
+        assert scores == pytest.approx(whole, abs=1e-4)
 
 
 def test_auto_batch_size_follows_the_kv_cache_budget_by_hand():

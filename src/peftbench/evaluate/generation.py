@@ -9,22 +9,8 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 
 from peftbench.config import EvalConfig
 from peftbench.evaluate.batch_size import generation_rows
+from peftbench.evaluate.prefill import last_logits_only, left_pad, prefill
 from peftbench.progress import progress_bar
-
-
-def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, width - len(seq) :] = torch.tensor(seq)
-        mask[row, width - len(seq) :] = 1
-    return ids, mask
-
-
-def left_padded_positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids of left-padded rows: each row's first real token is position 0."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def generation_config(cfg: EvalConfig, tokenizer) -> GenerationConfig:
@@ -67,11 +53,11 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
         while start < len(order):
             chunk = order[start : start + generation_rows(model, cfg, len(prompts[order[start]]))]
             start += len(chunk)
-            ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
             if compacts(model, cfg):
-                new_tokens = greedy_compacting(model, tokenizer, ids.to(device), mask.to(device), cfg.max_new_tokens,
+                new_tokens = greedy_compacting(model, tokenizer, [prompts[i] for i in chunk], cfg.max_new_tokens,
                                                complete)
             else:
+                ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
                 stopping = StoppingCriteriaList([AnswerComplete(tokenizer, ids.shape[1], complete)]) if complete else None
                 out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=gen_cfg,
                                      stopping_criteria=stopping)
@@ -91,23 +77,20 @@ def compacts(model, cfg: EvalConfig) -> bool:
     return not cfg.do_sample and isinstance(model, PreTrainedModel)
 
 
-def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
+def greedy_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int,
                       complete: Optional[Callable[[str], bool]] = None) -> list[list[int]]:
     """Greedy decoding with a KV cache that drops each row from the batch once it is done
     (EOS, or its answer is final), so the rest run on a smaller batch. `generate` keeps
     finished rows in every forward pass until the last row ends: with one long answer in a
-    batch of short ones, that is most of the work. The tokens are those of greedy
-    `generate` (tested)."""
-    from transformers import DynamicCache
-
+    batch of short ones, that is most of the work. A prefix all prompts share (few-shot
+    examples) is prefilled once (`prefill`). The tokens are those of greedy `generate`
+    (tested)."""
     eos = {tokenizer.eos_token_id} if isinstance(tokenizer.eos_token_id, int) else set(tokenizer.eos_token_id or [])
-    rows = list(range(ids.shape[0]))  # original row of each live batch row
+    rows = list(range(len(prompts)))  # original row of each live batch row
     new_tokens: list[list[int]] = [[] for _ in rows]
-    cache = DynamicCache()
-    positions = left_padded_positions(mask)
+    state = prefill(model, prompts, tokenizer.pad_token_id)
+    cache, mask, logits = state.cache, state.mask, state.logits
     last_only = last_logits_only(model)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, **last_only).logits[:, -1]
     for _ in range(max_new_tokens):
         chosen = logits.argmax(-1)
         keep = []
@@ -121,7 +104,7 @@ def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, m
         if not keep or len(new_tokens[rows[0]]) >= max_new_tokens:
             break
         if len(keep) < len(rows):
-            index = torch.tensor(keep, device=ids.device)
+            index = torch.tensor(keep, device=mask.device)
             cache.batch_select_indices(index)
             mask, chosen = mask[index], chosen[index]
             rows = [rows[i] for i in keep]
@@ -130,11 +113,3 @@ def greedy_compacting(model, tokenizer, ids: torch.Tensor, mask: torch.Tensor, m
         logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=step_positions,
                        past_key_values=cache, use_cache=True, **last_only).logits[:, -1]
     return new_tokens
-
-
-def last_logits_only(model) -> dict:
-    """`logits_to_keep=1` where the model takes it: the prompt's other positions would each
-    cost a vocabulary-wide row of logits (rows x prompt x vocab floats) that nobody reads."""
-    import inspect
-
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}

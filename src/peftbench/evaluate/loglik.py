@@ -52,20 +52,16 @@ def shared_context_logprobs(model, pad_id: int, contexts: Sequence[list[int]],
     context once: a question with k choices would otherwise run its context k times, and
     the context is most of the tokens (a long review and "positive"/"negative").
 
-    Contexts are left-padded so they all end in the same column; their KV cache is copied
-    to one row per choice, and the choices' tokens (right-padded) continue from there.
-    Only the logits that score a token are computed: the context's last position, then
-    the continuations'."""
-    from transformers import DynamicCache
-
-    from peftbench.evaluate.generation import last_logits_only, left_pad, left_padded_positions
+    Contexts are left-padded so they all end in the same column (a prefix they all share,
+    few-shot examples, runs once: `prefill`); their KV cache is copied to one row per
+    choice, and the choices' tokens (right-padded) continue from there. Only the logits
+    that score a token are computed: the context's last position, then the continuations'."""
+    from peftbench.evaluate.prefill import prefill
 
     device = next(model.parameters()).device
-    ids, mask = (t.to(device) for t in left_pad(contexts, pad_id))
-    positions = left_padded_positions(mask)
-    cache = DynamicCache()
-    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                  use_cache=True, **last_logits_only(model)).logits[:, -1].float().log_softmax(-1)
+    state = prefill(model, contexts, pad_id)
+    cache, mask = state.cache, state.mask
+    first = state.logits.float().log_softmax(-1)
     owner = [row for row, options in enumerate(choices) for _ in options]
     options = [option for row_options in choices for option in row_options]
     scores = [float(first[row, option[0]]) if option else 0.0 for row, option in zip(owner, options)]
@@ -79,7 +75,7 @@ def shared_context_logprobs(model, pad_id: int, contexts: Sequence[list[int]],
             if len(option) > 1:
                 follow[r, : len(option) - 1] = torch.tensor(option[:-1], device=device)
                 follow_mask[r, : len(option) - 1] = 1
-        follow_positions = positions[index, -1:] + 1 + torch.arange(width, device=device)
+        follow_positions = state.next_positions()[index] + torch.arange(width, device=device)
         logits = model(input_ids=follow, attention_mask=torch.cat([mask[index], follow_mask], dim=1),
                        position_ids=follow_positions, past_key_values=cache, use_cache=True).logits
         logprobs = logits.float().log_softmax(-1)

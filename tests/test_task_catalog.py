@@ -199,3 +199,66 @@ def test_a_new_task_is_one_yaml_file_with_few_shot_prompts(tmp_path):
     assert all(s.count("Capital: ") == 1 for s in shots[:2])
     assert task.examples("train")[0].prompt == "Country: France\nCapital:"  # training prompts carry no shots
     assert get_metric("exact_match")([task.extract(e.answer) for e in test], [e.answer for e in test]) == 1.0
+
+
+def test_task_config_few_shot_puts_the_same_solved_examples_before_every_scored_prompt():
+    from peftbench.config import TaskConfig
+    from peftbench.run import resolve_task
+
+    bare = resolve_task(TaskConfig(name="micro-math"))
+    train = {e.prompt + e.answer for e in bare.examples("train")}
+    for k in (1, 3):
+        task = resolve_task(TaskConfig(name="micro-math", few_shot=k))
+        test = task.examples("test", limit=5)
+        questions = [e.prompt for e in bare.examples("test", limit=5)]
+        shots = {e.prompt[: -len(q)] for e, q in zip(test, questions)}
+        assert all(e.prompt.endswith(q) for e, q in zip(test, questions))
+        assert len(shots) == 1  # one fixed draw for every question
+        solved = shots.pop().split("\n\n")[:-1]
+        assert len(solved) == k and all(s in train for s in solved)
+        assert [e.answer for e in test] == [e.answer for e in bare.examples("test", limit=5)]
+        assert task.examples("train", limit=3) == bare.examples("train", limit=3)  # training prompts stay bare
+    assert resolve_task(TaskConfig(name="micro-math", few_shot=0)).examples("test") == bare.examples("test")
+
+
+def test_task_config_few_shot_replaces_a_yaml_tasks_own_shots(tmp_path):
+    from peftbench.tasks.spec import load_spec_file
+
+    (tmp_path / "caps.yaml").write_text(
+        "name: caps\ndescription: capitals\nsource: {hub: example/caps, splits: {train: train, test: test}}\n"
+        "prompt: \"Country: {{ country }}\\nCapital:\"\ntarget: ' {{ capital }}'\nmetrics: [exact_match]\n"
+        "few_shot: {k: 2, seed: 0}\n")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"country": c, "capital": k}) for c, k in
+                              [("France", "Paris"), ("Japan", "Tokyo"), ("Peru", "Lima"), ("Chad", "N'Djamena")]))
+    (spec,), _ = load_spec_file(tmp_path / "caps.yaml")
+    task = spec.to_task({"train": str(rows), "test": str(rows)})
+    assert task.few_shot == 2
+    counts = {k: task.with_few_shot(k).examples("test")[0].prompt.count("Capital:") for k in (0, 1, 2, 3)}
+    assert counts == {0: 1, 1: 2, 2: 3, 3: 4}  # the shots, then the question itself
+
+
+def test_few_shot_on_a_task_without_a_split_to_draw_from_names_the_field():
+    from peftbench.config import validate_run_config
+    from peftbench.errors import ConfigError
+
+    raw = {"method": {"name": "lora"}, "task": {"name": "micro-math"},
+           "retention": {"tasks": [{"name": "humaneval", "few_shot": 3, "allow_code_execution": True}]}}
+    with pytest.raises(ConfigError) as info:
+        validate_run_config(raw)
+    problems = dict(info.value.problems)
+    assert "retention.tasks[0].few_shot" in problems and "'train'" in problems["retention.tasks[0].few_shot"]
+    raw["retention"]["tasks"][0]["few_shot"] = 0
+    validate_run_config(raw)  # zero shots need no examples to draw
+
+
+def test_few_shot_changes_a_runs_identity_only_when_set():
+    from peftbench.config import TaskConfig, task_identity, validate_run_config
+    from peftbench.run import run_id
+
+    raw = {"method": {"name": "lora"}, "task": {"name": "micro-math"}}
+    plain = run_id(validate_run_config(raw))
+    shots = run_id(validate_run_config({**raw, "task": {"name": "micro-math", "few_shot": 2}}))
+    assert plain != shots
+    assert "few_shot" not in task_identity(TaskConfig(name="micro-math"))  # ids from before few_shot stay valid
+    assert task_identity(TaskConfig(name="micro-math", few_shot=0))["few_shot"] == 0

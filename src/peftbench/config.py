@@ -80,6 +80,9 @@ class TaskConfig(_Strict):
                                       "hyper-parameter trials score on 'validation'")
     max_new_tokens: Optional[int] = Field(None, gt=0, description="generation budget for this task (default: "
                                           "eval.max_new_tokens): short-answer tasks beside long code tasks")
+    few_shot: Optional[int] = Field(
+        None, ge=0, description="k solved training examples (a fixed seeded draw) in front of every prompt scored; "
+        "training prompts carry none. Default: the task's own (zero-shot for all built-in tasks)")
 
     @model_validator(mode="before")
     @classmethod
@@ -449,6 +452,10 @@ def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tupl
     if trains and "train" not in spec.splits and "train" not in (task.data_files or {}):
         problems.append((f"{prefix}.name", f"task {task.name!r} is evaluation-only (splits: {', '.join(spec.splits)}); "
                          "train on another task and evaluate this one, or give data_files.train"))
+    if task.few_shot and spec.shots_from not in spec.splits and spec.shots_from not in (task.data_files or {}):
+        problems.append((f"{prefix}.few_shot", f"task {task.name!r} has no {spec.shots_from!r} split to draw solved "
+                         f"examples from (splits: {', '.join(spec.splits)}); give data_files.{spec.shots_from} "
+                         "or leave few_shot out"))
     if task.eval_split == "validation" and not _has_validation(spec, task):
         problems.append((f"{prefix}.eval_split", _NO_VALIDATION.format(name=task.name, splits=", ".join(spec.splits))))
     elif task.eval_split and task.eval_split != "validation" and task.eval_split not in spec.splits:
@@ -609,12 +616,13 @@ def to_plain(cfg: BaseModel) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-def _unset_left_out(cfg: BaseModel, field: str) -> dict[str, Any]:
-    """The config as ids and cache keys use it: `field`, added later, is left out while unset,
-    so keys made before it existed stay valid."""
+def _unset_left_out(cfg: BaseModel, *fields: str) -> dict[str, Any]:
+    """The config as ids and cache keys use it: `fields`, added later, are left out while
+    unset, so keys made before they existed stay valid."""
     plain = to_plain(cfg)
-    if plain.get(field) is None:
-        plain.pop(field, None)
+    for field in fields:
+        if plain.get(field) is None:
+            plain.pop(field, None)
     return plain
 
 
@@ -623,7 +631,7 @@ def model_identity(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def task_identity(cfg: TaskConfig) -> dict[str, Any]:
-    return _unset_left_out(cfg, "max_new_tokens")
+    return _unset_left_out(cfg, "max_new_tokens", "few_shot")
 
 
 def retention_identity(cfg: RetentionConfig) -> dict[str, Any]:

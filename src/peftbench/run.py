@@ -94,9 +94,11 @@ def is_finished(path: Path) -> bool:
 
 
 def resolve_task(task_cfg: TaskConfig):
-    """The registered task, reading the config's local files when it names some."""
+    """The registered task, reading the config's local files when it names some, with the
+    config's number of few-shot examples when it gives one."""
     task = TASKS.get(task_cfg.name)
     task = task.with_files(task_cfg.data_files) if task_cfg.data_files else task
+    task = task.with_few_shot(task_cfg.few_shot) if task_cfg.few_shot is not None else task
     return dataclasses.replace(task, max_new_tokens=task_cfg.max_new_tokens) if task_cfg.max_new_tokens else task
 
 

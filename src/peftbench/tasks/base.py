@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 from peftbench.registry import Registry
@@ -71,6 +71,10 @@ class Task:
     max_new_tokens: Optional[int] = None  # overrides eval.max_new_tokens when set (from the run's task config)
     # the same task reading local files in the real schema ({split: path}); None: not file-backed
     using_files: Optional[Callable[[Mapping[str, str]], "Task"]] = None
+    few_shot: int = 0  # solved examples its scored prompts already carry
+    shots_from: str = "train"  # the split those examples are drawn from
+    # the same task with k shots instead of its own; None: `with_few_shot`'s generic way
+    using_few_shot: Optional[Callable[[int], "Task"]] = None
 
     @property
     def primary_metric(self) -> str:
@@ -95,6 +99,30 @@ class Task:
             raise ValueError(f"task {self.name!r} is generated ({self.source}); it reads no data files")
         return self.using_files(files)
 
+    def with_few_shot(self, k: int) -> "Task":
+        """The task with `k` solved examples (prompt and answer, a draw fixed by
+        FEW_SHOT_SEED) in front of every prompt of its scored splits; training prompts
+        stay bare. Every scored prompt starts with the same text, which evaluation runs
+        once per batch (`evaluate.prefill`)."""
+        if k == self.few_shot:
+            return self
+        if self.using_few_shot is not None:
+            return self.using_few_shot(k)
+        if self.few_shot:
+            raise ValueError(f"task {self.name!r} writes its own {self.few_shot}-shot prompts; it cannot take k={k}")
+        load = self.load_split
+
+        def load_with_shots(split: Split) -> Sequence[Example]:
+            rows = load(split)
+            if split == "train" or not k:
+                return rows
+            pool = list(load(self.shots_from))
+            solved = random.Random(FEW_SHOT_SEED).sample(pool, min(k, len(pool)))
+            shots = "".join(e.prompt + e.answer + FEW_SHOT_SEPARATOR for e in solved)
+            return [replace(e, prompt=shots + e.prompt) for e in rows]
+
+        return replace(self, load_split=load_with_shots, few_shot=k)
+
     def examples(self, split: Split, limit: Optional[int] = None, seed: int = 0) -> list[Example]:
         """The split's examples; with `limit`, a fixed seeded sample kept in original order."""
         if split not in self.splits:
@@ -111,6 +139,9 @@ def data_hash(examples: Sequence[Example]) -> str:
     payload = json.dumps([asdict(e) for e in examples], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
+
+FEW_SHOT_SEED = 1234
+FEW_SHOT_SEPARATOR = "\n\n"
 
 TASKS: Registry[Task] = Registry("task")
 

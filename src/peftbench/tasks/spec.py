@@ -147,6 +147,9 @@ class TaskSpec(_Strict):
         shots = self._shots(files) if split != "train" else ""
         return [self.example(row, shots) for row in self.rows(split, files)]
 
+    def _with_shots(self, k: int) -> "TaskSpec":
+        return self.model_copy(update={"few_shot": self.few_shot.model_copy(update={"k": k})})
+
     def to_task(self, files: Optional[Mapping[str, str]] = None) -> Task:
         return Task(
             name=self.name, description=self.description,
@@ -156,6 +159,8 @@ class TaskSpec(_Strict):
             splits=tuple(sorted(set(self.splits) | set(files or {}))), eval_split=self.eval_split, tags=tuple(self.tags),
             max_train=self.max_train, max_eval=self.max_eval,
             using_files=lambda new_files: self.to_task({**(files or {}), **new_files}),
+            few_shot=self.few_shot.k, shots_from=self.few_shot.split,
+            using_few_shot=lambda k: self._with_shots(k).to_task(files),
         )
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_eval.py --out benchmarks/results/bench_eval.json
     python benchmarks/bench_eval.py --model smollm2-135m --tasks humaneval-heldout --max-new-tokens 256
+    python benchmarks/bench_eval.py --tasks micro-math --per-task 200 --few-shot 4
 
 Both sides score the same LoRA-tuned model on the same examples with greedy decoding, in
 one process, alternating, several repetitions. The baseline is
@@ -10,7 +11,8 @@ what the seed studies ran: the peft model as trained (adapter not merged), batch
 every row has hit EOS or max_new_tokens. peftbench evaluates merged weights, longest
 prompts first, in batches sized by a memory budget (`eval.batch_size: auto`, unless
 --peftbench-batch-size gives a number), stops each row once its extracted answer is
-final, and drops finished rows from the batch and its KV cache. The predictions of both
+final, drops finished rows from the batch and its KV cache, and runs a prefix that every
+prompt of a batch shares (few-shot examples) once. The predictions of both
 must be identical (checked, and written to the JSON).
 """
 
@@ -23,14 +25,14 @@ import time
 
 import torch
 
-from report_file import header, write
-from peftbench.config import EvalConfig, ModelConfig, TrainConfig
+from report_file import add_allocator_option, apply_allocator, header, write
+from peftbench.config import EvalConfig, ModelConfig, TaskConfig, TrainConfig
 from peftbench.evaluate import evaluate_task
 from peftbench.evaluate.generation import left_pad
 from peftbench.methods import METHODS
 from peftbench.models import load_model, load_tokenizer
 from peftbench.prompting import encode_prompt
-from peftbench.run import inference_model
+from peftbench.run import inference_model, resolve_task
 from peftbench.tasks import TASKS
 from peftbench.tasks.micro import GENERAL_TASKS
 from peftbench.train import train_sft
@@ -78,25 +80,30 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="the baseline's batch size (the seeds' 16)")
     parser.add_argument("--peftbench-batch-size", default="auto",
                         help="peftbench's eval.batch_size: auto (sized by a memory budget) or a number")
+    parser.add_argument("--few-shot", type=int, default=None,
+                        help="k solved training examples before every prompt (task.few_shot), on both sides")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", default=None)
+    add_allocator_option(parser)
     args = parser.parse_args()
+    apply_allocator(args)
     cfg = EvalConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     ours = EvalConfig(batch_size=args.peftbench_batch_size if args.peftbench_batch_size == "auto"
                       else int(args.peftbench_batch_size), max_new_tokens=args.max_new_tokens)
-    work = {name: TASKS.get(name).examples(TASKS.get(name).eval_split, limit=args.per_task, seed=0) for name in args.tasks}
+    tasks = {name: resolve_task(TaskConfig(name=name, few_shot=args.few_shot)) for name in args.tasks}
+    work = {name: task.examples(task.eval_split, limit=args.per_task, seed=0) for name, task in tasks.items()}
     n = sum(map(len, work.values()))
 
     model, tokenizer = tuned_model(args.model, args.train_task, args.train_steps)
     merged_model, _ = inference_model(METHODS.get("lora"), METHODS.get("lora").params(LORA), copy.deepcopy(model))
     sides = {
-        "baseline_unmerged_unsorted_to_max": lambda: {t: baseline(model, tokenizer, TASKS.get(t), ex, cfg) for t, ex in work.items()},
-        "peftbench_merged_sorted_stopping": lambda: {t: peftbench_path(merged_model, tokenizer, TASKS.get(t), ex, ours) for t, ex in work.items()},
+        "baseline_unmerged_unsorted_to_max": lambda: {t: baseline(model, tokenizer, tasks[t], ex, cfg) for t, ex in work.items()},
+        "peftbench_merged_sorted_stopping": lambda: {t: peftbench_path(merged_model, tokenizer, tasks[t], ex, ours) for t, ex in work.items()},
     }
     first = next(iter(work))
-    baseline(model, tokenizer, TASKS.get(first), work[first][:4], cfg)  # untimed warm-up of both paths
-    peftbench_path(merged_model, tokenizer, TASKS.get(first), work[first][:4], ours)
+    baseline(model, tokenizer, tasks[first], work[first][:4], cfg)  # untimed warm-up of both paths
+    peftbench_path(merged_model, tokenizer, tasks[first], work[first][:4], ours)
     seconds: dict[str, list[float]] = {s: [] for s in sides}
     predictions = {}
     for rep in range(args.reps):
@@ -107,7 +114,7 @@ def main() -> None:
             print(f"rep {rep} {side:36s} {n / seconds[side][-1]:7.2f} samples/s  {seconds[side][-1]:6.1f} s")
     a, b = (predictions[s] for s in sides)
     differing = {t: sum(x != y for x, y in zip(a[t], b[t])) for t in work}
-    scores = {s: {t: _score(TASKS.get(t), predictions[s][t], work[t]) for t in work} for s in sides}
+    scores = {s: {t: _score(tasks[t], predictions[s][t], work[t]) for t in work} for s in sides}
     rate = {s: n / statistics.median(seconds[s]) for s in sides}
     base = rate["baseline_unmerged_unsorted_to_max"]
     report = {

@@ -20,7 +20,7 @@ import time
 import torch
 
 import peftbench.evaluate.loglik as loglik
-from report_file import header, write
+from report_file import add_allocator_option, apply_allocator, header, write
 from peftbench.config import EvalConfig, ModelConfig
 from peftbench.evaluate import evaluate_task
 from peftbench.models import load_model, load_tokenizer
@@ -37,7 +37,9 @@ def main() -> None:
     parser.add_argument("--per-task", type=int, default=100)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--out", default=None)
+    add_allocator_option(parser)
     args = parser.parse_args()
+    apply_allocator(args)
     model_cfg = ModelConfig(name=args.model, device="cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = load_model(model_cfg), load_tokenizer(model_cfg)
     cfg = EvalConfig(batch_size="auto")

@@ -29,7 +29,7 @@ from unittest.mock import patch
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from report_file import header, write
+from report_file import add_allocator_option, apply_allocator, header, write
 from peftbench.config import ModelConfig, TrainConfig
 from peftbench.cost.measure import PeakMemory
 from peftbench.methods import METHODS
@@ -151,7 +151,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--work", default="/tmp/peftbench-bench-train")
     parser.add_argument("--out", default=None)
+    add_allocator_option(parser)
     args = parser.parse_args()
+    apply_allocator(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = {v: VARIANTS[v] for v in dict.fromkeys(["baseline_trainer_padded", *args.variants])}

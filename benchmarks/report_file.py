@@ -9,12 +9,25 @@ from pathlib import Path
 
 import torch
 
+from peftbench.allocator import keep_freed_memory, keeps_freed_memory
+
+
+def add_allocator_option(parser) -> None:
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (peftbench's CLI keeps freed memory: peftbench/allocator.py); "
+                        "either way both sides run in one process under the same allocator")
+
+
+def apply_allocator(args) -> bool:
+    return False if args.default_malloc else keep_freed_memory()
+
 
 def header(benchmark: str, args, left_out: tuple[str, ...] = ("out",)) -> dict:
     """Benchmark name, date, machine, threads, torch version and the command's settings."""
     return {"benchmark": benchmark, "date": date.today().isoformat(),
             "machine": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "settings": {k: v for k, v in vars(args).items() if k not in left_out}}
+            "torch": torch.__version__, "malloc_keeps_freed_memory": keeps_freed_memory(),
+            "settings": {k: v for k, v in vars(args).items() if k not in left_out}}
 
 
 def write(report: dict, out: str | None) -> None:

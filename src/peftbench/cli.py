@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from peftbench.errors import PeftbenchError
+from peftbench.allocator import keep_freed_memory
 from peftbench.progress import quiet_library_output
 
 DEFAULT_SUITE = "quickstart"
@@ -389,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_library_output()
+    keep_freed_memory()
     try:
         return args.func(args)
     except PeftbenchError as exc:

@@ -26,6 +26,7 @@ from rich.console import Console
 
 from peftbench.config import RunConfig
 from peftbench.errors import PeftbenchError
+from peftbench.allocator import keep_freed_memory
 from peftbench.progress import quiet_library_output
 from peftbench.registry import Registry
 from peftbench.run import run_id
@@ -94,6 +95,7 @@ def _worker(index: int, workers: int, runs: list[RunConfig], store_path: Path) -
     else:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     quiet_library_output()  # the parent draws one progress bar for all workers
+    keep_freed_memory()
     for cfg in runs:
         _run_one(cfg, store_path, show_progress=False)
 

@@ -77,6 +77,7 @@ def compacts(model, cfg: EvalConfig) -> bool:
     return not cfg.do_sample and isinstance(model, PreTrainedModel)
 
 
+@torch.inference_mode()
 def greedy_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int,
                       complete: Optional[Callable[[str], bool]] = None) -> list[list[int]]:
     """Greedy decoding with a KV cache that drops each row from the batch once it is done

@@ -1,12 +1,14 @@
 """Log-likelihood scoring: one forward pass per context against one per (context, choice).
 
     python benchmarks/bench_loglik.py --out benchmarks/results/bench_loglik_micro.json
+    python benchmarks/bench_loglik.py --few-shot 4 --out benchmarks/results/bench_loglik_micro_4shot.json
 
 Multiple-choice tasks (MMLU, HellaSwag, BoolQ, the micro classification tasks) score each
 choice by the log-probability of its tokens after the question. The plain recipe (and
 peftbench before this change) runs the whole sequence, context plus choice, once per
 choice. peftbench now runs each context once, copies its KV cache to one row per choice,
-and computes logits only where a token is scored. Both sides run in one process on the
+and computes logits only where a token is scored; a prefix every context of a batch shares
+(few-shot examples, `--few-shot`) runs once. Both sides run in one process on the
 same model and questions, alternating, several repetitions, with `eval.batch_size: auto`;
 the picks must be identical (checked, and written to the JSON).
 """
@@ -21,10 +23,10 @@ import torch
 
 import peftbench.evaluate.loglik as loglik
 from report_file import add_allocator_option, apply_allocator, header, write
-from peftbench.config import EvalConfig, ModelConfig
+from peftbench.config import EvalConfig, ModelConfig, TaskConfig
 from peftbench.evaluate import evaluate_task
 from peftbench.models import load_model, load_tokenizer
-from peftbench.tasks import TASKS
+from peftbench.run import resolve_task
 
 SIDES = {"whole_sequences": False, "peftbench_shared_context": True}
 
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--per-task", type=int, default=100)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--few-shot", type=int, default=None, help="k solved examples before every question (task.few_shot)")
     add_allocator_option(parser)
     args = parser.parse_args()
     apply_allocator(args)
@@ -45,7 +48,7 @@ def main() -> None:
     cfg = EvalConfig(batch_size="auto")
     results = {}
     for name in args.tasks:
-        task = TASKS.get(name)
+        task = resolve_task(TaskConfig(name=name, few_shot=args.few_shot))
         examples = task.examples(task.eval_split, limit=args.per_task, seed=0)
         seconds: dict[str, list[float]] = {side: [] for side in SIDES}
         picks = {}

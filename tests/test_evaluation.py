@@ -288,3 +288,20 @@ def test_eval_batch_size_takes_a_number_or_auto_and_names_the_field_otherwise():
     for bad in (0, "big"):
         with pytest.raises(ConfigError, match="eval.batch_size"):
             validate_run_config({**base, "eval": {"batch_size": bad}})
+
+
+def test_a_model_cards_generation_defaults_do_not_change_how_methods_are_decoded():
+    from peftbench.methods import METHODS
+    from peftbench.tasks import TASKS
+
+    model, tok = micro()
+    # what a hub model's generation_config.json may carry (Qwen2.5-Instruct: repetition_penalty 1.05)
+    model.generation_config.repetition_penalty = 1.5
+    model.generation_config.no_repeat_ngram_size = 2
+    prompts = [encode_prompt(tok, e.prompt) for n in ("micro-copy", "micro-math") for e in TASKS.get(n).examples("test", limit=4)]
+    cfg = EvalConfig(batch_size=8, max_new_tokens=16)
+    plain = generate(model, tok, prompts, cfg, show_progress=False)  # a plain model: greedy_compacting
+    lora = METHODS.get("lora")
+    wrapped = lora.attach(model, lora.params({"r": 4}))  # B starts at zero: the same function, through generate
+    assert generate(wrapped, tok, prompts, cfg, show_progress=False) == plain
+    assert model.generation_config.repetition_penalty == 1.5  # the model's own config is put back

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
@@ -22,6 +23,24 @@ def generation_config(cfg: EvalConfig, tokenizer) -> GenerationConfig:
         eos_token_id=tokenizer.eos_token_id,
         **sampling,
     )
+
+
+@contextmanager
+def decoding_as_configured(model) -> Iterator[None]:
+    """Decode with the eval settings alone. `generate` fills every field its GenerationConfig
+    leaves unset from the model's own `generation_config`: a model card's
+    repetition_penalty, top_k or no_repeat_ngram_size would then shape the answers of the
+    methods scored through `generate` (soft prompts, unmerged adapters, sampling) but not
+    of those scored by `greedy_compacting`, and methods would not be compared alike."""
+    from peftbench.models.loading import transformer_of
+
+    inner = transformer_of(model)
+    own = inner.generation_config
+    inner.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        inner.generation_config = own
 
 
 class AnswerComplete(StoppingCriteria):
@@ -48,7 +67,7 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
     outputs: list[str] = [""] * len(prompts)
     gen_cfg = generation_config(cfg, tokenizer)
     model.eval()
-    with progress_bar(len(prompts), "generating", show_progress) as advance:
+    with decoding_as_configured(model), progress_bar(len(prompts), "generating", show_progress) as advance:
         start = 0
         while start < len(order):
             chunk = order[start : start + generation_rows(model, cfg, len(prompts[order[start]]))]

@@ -13,7 +13,9 @@ prompts first, in batches sized by a memory budget (`eval.batch_size: auto`, unl
 --peftbench-batch-size gives a number), stops each row once its extracted answer is
 final, drops finished rows from the batch and its KV cache, and runs a prefix that every
 prompt of a batch shares (few-shot examples) once. The predictions of both
-must be identical (checked, and written to the JSON).
+must be identical (checked, and written to the JSON). With --num-samples K both sides
+sample K completions per prompt (samples/s then counts completions); draws differ, so
+the JSON's scores (pass@k) are what to compare.
 """
 
 from __future__ import annotations
@@ -53,15 +55,20 @@ def tuned_model(model_name: str, train_task: str, steps: int):
 
 
 @torch.inference_mode()
-def baseline(model, tokenizer, task, examples, cfg: EvalConfig) -> list[str]:
-    """Dataset order, one generate call per batch, to EOS or max_new_tokens, adapter unmerged."""
-    predictions = []
-    for start in range(0, len(examples), cfg.batch_size):
-        chunk = examples[start : start + cfg.batch_size]
-        ids, mask = left_pad([encode_prompt(tokenizer, e.prompt) for e in chunk], tokenizer.pad_token_id)
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        predictions += [task.extract(tokenizer.decode(row, skip_special_tokens=True)) for row in out[:, ids.shape[1] :]]
+def baseline(model, tokenizer, task, examples, cfg: EvalConfig) -> list:
+    """Dataset order, one generate call per batch, to EOS or max_new_tokens, adapter unmerged;
+    with sampling, each prompt `num_samples` times in a row."""
+    prompts = [encode_prompt(tokenizer, e.prompt) for e in examples for _ in range(cfg.num_samples)]
+    sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p} if cfg.do_sample else {"do_sample": False}
+    texts = []
+    for start in range(0, len(prompts), cfg.batch_size):
+        ids, mask = left_pad(prompts[start : start + cfg.batch_size], tokenizer.pad_token_id)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling)
+        texts += [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, ids.shape[1] :]]
+    predictions = [task.extract(t) for t in texts]
+    if cfg.num_samples > 1:
+        predictions = [predictions[i : i + cfg.num_samples] for i in range(0, len(predictions), cfg.num_samples)]
     _score(task, predictions, examples)  # graded too, as the evaluator does (micro-code runs its tests)
     return predictions
 
@@ -83,17 +90,24 @@ def main() -> None:
     parser.add_argument("--few-shot", type=int, default=None,
                         help="k solved training examples before every prompt (task.few_shot), on both sides")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--num-samples", type=int, default=1,
+                        help="completions per prompt, sampled (pass@k); predictions then differ by chance, so "
+                        "the JSON compares scores instead")
+    parser.add_argument("--temperature", type=float, default=0.8, help="with --num-samples > 1")
+    parser.add_argument("--top-p", type=float, default=0.95, help="with --num-samples > 1")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", default=None)
     add_allocator_option(parser)
     args = parser.parse_args()
     apply_allocator(args)
-    cfg = EvalConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    sampling = ({"do_sample": True, "temperature": args.temperature, "top_p": args.top_p, "num_samples": args.num_samples}
+                if args.num_samples > 1 else {})
+    cfg = EvalConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, **sampling)
     ours = EvalConfig(batch_size=args.peftbench_batch_size if args.peftbench_batch_size == "auto"
-                      else int(args.peftbench_batch_size), max_new_tokens=args.max_new_tokens)
+                      else int(args.peftbench_batch_size), max_new_tokens=args.max_new_tokens, **sampling)
     tasks = {name: resolve_task(TaskConfig(name=name, few_shot=args.few_shot)) for name in args.tasks}
     work = {name: task.examples(task.eval_split, limit=args.per_task, seed=0) for name, task in tasks.items()}
-    n = sum(map(len, work.values()))
+    n = sum(map(len, work.values())) * args.num_samples  # completions
 
     model, tokenizer = tuned_model(args.model, args.train_task, args.train_steps)
     merged_model, _ = inference_model(METHODS.get("lora"), METHODS.get("lora").params(LORA), copy.deepcopy(model))
@@ -125,14 +139,19 @@ def main() -> None:
     }
     for s in sides:
         print(f"{s:36s} median {rate[s]:7.2f} samples/s   x{rate[s] / base:.2f}")
-    print(f"identical predictions: {report['identical']} (differing per task: {differing})")
+    if args.num_samples > 1:  # sampled: the same distribution, different draws
+        print(f"scores: {scores}")
+    else:
+        print(f"identical predictions: {report['identical']} (differing per task: {differing})")
     write(report, args.out)
 
 
 def _score(task, predictions, examples) -> float:
+    from peftbench.evaluate.evaluator import _for_metric
     from peftbench.metrics import get_metric
 
-    return get_metric(task.primary_metric)(predictions, [e.grading_reference for e in examples])
+    metric = task.primary_metric  # with several samples: pass@k takes them all, the others the first
+    return get_metric(metric)(_for_metric(metric, predictions), [e.grading_reference for e in examples])
 
 
 if __name__ == "__main__":

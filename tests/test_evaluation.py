@@ -154,7 +154,7 @@ def test_a_task_can_cap_its_own_generation_budget(parity_task):
 
 
 def test_compacting_greedy_decoding_gives_the_tokens_of_generate():
-    from peftbench.evaluate.generation import greedy_compacting
+    from peftbench.evaluate.generation import decode_compacting
     from peftbench.tasks import TASKS
 
     for name in ("tiny-random-llama", "micro"):
@@ -168,13 +168,13 @@ def test_compacting_greedy_decoding_gives_the_tokens_of_generate():
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         reference = [tok.decode(row, skip_special_tokens=True) for row in out[:, ids.shape[1]:]]
         with torch.no_grad():
-            compact = [tok.decode(row, skip_special_tokens=True) for row in greedy_compacting(model, tok, prompts, 20)]
+            compact = [tok.decode(row, skip_special_tokens=True) for row in decode_compacting(model, tok, prompts, 20)]
         assert compact == reference, name
         # with an answer-complete test, each row is the reference cut where its answer became final
         first_line = TASKS.get("micro-copy").extraction_complete
         with torch.no_grad():
             cut = [tok.decode(row, skip_special_tokens=True)
-                   for row in greedy_compacting(model, tok, prompts, 20, first_line)]
+                   for row in decode_compacting(model, tok, prompts, 20, first_line)]
         assert all(r.startswith(c) for c, r in zip(cut, reference))
         assert [c.strip().split("\n")[0] for c in cut] == [r.strip().split("\n")[0] for r in reference]
 
@@ -205,7 +205,7 @@ def test_shared_prefix_is_the_common_start_leaving_each_prompt_its_last_token():
 
 
 def test_few_shot_prompts_run_their_shared_examples_once_and_decode_as_generate():
-    from peftbench.evaluate.generation import greedy_compacting
+    from peftbench.evaluate.generation import decode_compacting
     from peftbench.evaluate.prefill import MIN_SHARED_TOKENS, shared_prefix_length
 
     model, tok = micro()
@@ -218,7 +218,7 @@ def test_few_shot_prompts_run_their_shared_examples_once_and_decode_as_generate(
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         seen = tokens_run(model)
-        compact = greedy_compacting(model, tok, prompts, 12)
+        compact = decode_compacting(model, tok, prompts, 12)
         assert [tok.decode(r, skip_special_tokens=True) for r in compact] == \
             [tok.decode(r, skip_special_tokens=True) for r in out[:, ids.shape[1]:]], task_name
         # the prefill: the prefix once, then each row's own tail (left-padded to the longest)
@@ -300,8 +300,51 @@ def test_a_model_cards_generation_defaults_do_not_change_how_methods_are_decoded
     model.generation_config.no_repeat_ngram_size = 2
     prompts = [encode_prompt(tok, e.prompt) for n in ("micro-copy", "micro-math") for e in TASKS.get(n).examples("test", limit=4)]
     cfg = EvalConfig(batch_size=8, max_new_tokens=16)
-    plain = generate(model, tok, prompts, cfg, show_progress=False)  # a plain model: greedy_compacting
+    plain = generate(model, tok, prompts, cfg, show_progress=False)  # a plain model: decode_compacting
     lora = METHODS.get("lora")
     wrapped = lora.attach(model, lora.params({"r": 4}))  # B starts at zero: the same function, through generate
     assert generate(wrapped, tok, prompts, cfg, show_progress=False) == plain
     assert model.generation_config.repetition_penalty == 1.5  # the model's own config is put back
+
+
+def test_sampled_first_tokens_follow_the_temperature_and_top_p_distribution():
+    from peftbench.evaluate.generation import decode_compacting, next_token_rule
+
+    model, tok = micro()
+    prompt = encode_prompt(tok, "Ben has")  # an open continuation: many likely tokens
+    temperature, top_p, draws = 1.5, 0.8, 8000
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt])).logits[0, -1].double()
+    # by hand: softmax at the temperature, keep the most likely tokens until their mass reaches top_p
+    probs = (logits / temperature).softmax(-1)
+    ordered = probs.sort(descending=True)
+    keep = int((ordered.values.cumsum(0) < top_p).sum()) + 1
+    nucleus = ordered.indices[:keep]
+    expected = torch.zeros_like(probs)
+    expected[nucleus] = probs[nucleus] / probs[nucleus].sum()
+    assert 5 <= keep < len(probs) // 2  # a real choice among many tokens, and a real cut
+    torch.manual_seed(0)
+    rule = next_token_rule(EvalConfig(do_sample=True, temperature=temperature, top_p=top_p))
+    firsts = [row[0] for row in decode_compacting(model, tok, [prompt] * draws, 1, choose=rule)]
+    counts = torch.bincount(torch.tensor(firsts), minlength=len(probs)).double() / draws
+    assert set(firsts) <= set(nucleus.tolist())  # nothing outside the nucleus
+    assert 0.5 * (counts - expected).abs().sum() < 0.05  # total variation distance
+    untempered = logits.softmax(-1)  # the draws tell the temperature apart
+    assert 0.5 * (counts - untempered).abs().sum() > 0.1
+
+
+def test_sampling_is_seeded_and_repeated_prompts_run_once():
+    from peftbench.tasks import TASKS
+
+    model, tok = micro()
+    prompts = [encode_prompt(tok, e.prompt) for e in TASKS.get("micro-code").examples("test", limit=3)]
+    samples = [p for p in prompts for _ in range(5)]  # as pass@k asks: 5 rows per problem
+    cfg = EvalConfig(batch_size=16, max_new_tokens=24, do_sample=True, temperature=2.0, num_samples=5)
+    seen = tokens_run(model)
+    torch.manual_seed(1)
+    first = generate(model, tok, samples, cfg, show_progress=False)
+    assert seen[0] == 3 * max(map(len, prompts))  # the prefill: each problem once, left-padded
+    torch.manual_seed(1)
+    assert generate(model, tok, samples, cfg, show_progress=False) == first
+    assert len({tuple(first[i : i + 5]) for i in range(0, 15, 5)}) == 3
+    assert all(len(set(first[i : i + 5])) > 1 for i in range(0, 15, 5))  # samples of one problem differ

@@ -30,8 +30,8 @@ def decoding_as_configured(model) -> Iterator[None]:
     """Decode with the eval settings alone. `generate` fills every field its GenerationConfig
     leaves unset from the model's own `generation_config`: a model card's
     repetition_penalty, top_k or no_repeat_ngram_size would then shape the answers of the
-    methods scored through `generate` (soft prompts, unmerged adapters, sampling) but not
-    of those scored by `greedy_compacting`, and methods would not be compared alike."""
+    methods scored through `generate` (soft prompts, unmerged adapters) but not of those
+    scored by `decode_compacting`, and methods would not be compared alike."""
     from peftbench.models.loading import transformer_of
 
     inner = transformer_of(model)
@@ -72,9 +72,9 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
         while start < len(order):
             chunk = order[start : start + generation_rows(model, cfg, len(prompts[order[start]]))]
             start += len(chunk)
-            if compacts(model, cfg):
-                new_tokens = greedy_compacting(model, tokenizer, [prompts[i] for i in chunk], cfg.max_new_tokens,
-                                               complete)
+            if compacts(model):
+                new_tokens = decode_compacting(model, tokenizer, [prompts[i] for i in chunk], cfg.max_new_tokens,
+                                               complete, next_token_rule(cfg))
             else:
                 ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
                 stopping = StoppingCriteriaList([AnswerComplete(tokenizer, ids.shape[1], complete)]) if complete else None
@@ -87,24 +87,40 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
     return outputs
 
 
-def compacts(model, cfg: EvalConfig) -> bool:
-    """Greedy decoding of a plain transformers model (a base, merged or fully tuned one) goes
-    through `greedy_compacting`; sampling and wrapped models (adapters that are not merged,
-    soft prompts) through `generate`."""
+def compacts(model) -> bool:
+    """A plain transformers model (a base, merged or fully tuned one) decodes through
+    `decode_compacting`; wrapped models (adapters that are not merged, soft prompts)
+    through `generate`."""
     from transformers import PreTrainedModel
 
-    return not cfg.do_sample and isinstance(model, PreTrainedModel)
+    return isinstance(model, PreTrainedModel)
+
+
+def next_token_rule(cfg: EvalConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """(rows, vocab) logits -> (rows,) tokens: the argmax, or with `do_sample` a draw from
+    the softmax after transformers' temperature and top-p warpers, as `generate` samples
+    under the same settings."""
+    if not cfg.do_sample:
+        return lambda logits: logits.argmax(-1)
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    warpers = LogitsProcessorList(([TemperatureLogitsWarper(cfg.temperature)] if cfg.temperature != 1.0 else [])
+                                  + ([TopPLogitsWarper(cfg.top_p)] if cfg.top_p < 1.0 else []))
+    return lambda logits: torch.multinomial(warpers(None, logits.float()).softmax(-1), 1)[:, 0]
 
 
 @torch.inference_mode()
-def greedy_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int,
-                      complete: Optional[Callable[[str], bool]] = None) -> list[list[int]]:
-    """Greedy decoding with a KV cache that drops each row from the batch once it is done
-    (EOS, or its answer is final), so the rest run on a smaller batch. `generate` keeps
-    finished rows in every forward pass until the last row ends: with one long answer in a
-    batch of short ones, that is most of the work. A prefix all prompts share (few-shot
-    examples) is prefilled once (`prefill`). The tokens are those of greedy `generate`
-    (tested)."""
+def decode_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int,
+                      complete: Optional[Callable[[str], bool]] = None,
+                      choose: Callable[[torch.Tensor], torch.Tensor] = lambda logits: logits.argmax(-1),
+                      ) -> list[list[int]]:
+    """Decoding with a KV cache that drops each row from the batch once it is done (EOS, or
+    its answer is final), so the rest run on a smaller batch. `generate` keeps finished
+    rows in every forward pass until the last row ends: with one long answer in a batch of
+    short ones, that is most of the work. A prefix all prompts share (few-shot examples),
+    and each prompt given several times (samples for pass@k), is prefilled once
+    (`prefill`). `choose` picks each step's tokens (`next_token_rule`); greedy, the tokens
+    are those of `generate` (tested)."""
     eos = {tokenizer.eos_token_id} if isinstance(tokenizer.eos_token_id, int) else set(tokenizer.eos_token_id or [])
     rows = list(range(len(prompts)))  # original row of each live batch row
     new_tokens: list[list[int]] = [[] for _ in rows]
@@ -112,7 +128,7 @@ def greedy_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_to
     cache, mask, logits = state.cache, state.mask, state.logits
     last_only = last_logits_only(model)
     for _ in range(max_new_tokens):
-        chosen = logits.argmax(-1)
+        chosen = choose(logits)
         keep = []
         for live, row in enumerate(rows):
             token = int(chosen[live])

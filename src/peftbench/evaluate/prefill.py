@@ -71,8 +71,20 @@ class Prefilled:
 
 @torch.inference_mode()
 def prefill(model, prompts: Sequence[list[int]], pad_id: int) -> Prefilled:
-    """Run prompts (token ids) into a fresh KV cache; a shared prefix of at least
+    """Run prompts (token ids) into a fresh KV cache. A prompt given several times (one row
+    per sample) runs once and its cache is copied to its rows; a shared prefix of at least
     MIN_SHARED_TOKENS runs once for the whole batch."""
+    distinct = list(dict.fromkeys(map(tuple, prompts)))
+    if len(distinct) == len(prompts):
+        return _prefill_distinct(model, prompts, pad_id)
+    state = _prefill_distinct(model, [list(p) for p in distinct], pad_id)
+    where = {p: i for i, p in enumerate(distinct)}
+    rows = torch.tensor([where[tuple(p)] for p in prompts], device=state.mask.device)
+    state.cache.batch_select_indices(rows)
+    return Prefilled(state.cache, state.mask[rows], state.logits[rows])
+
+
+def _prefill_distinct(model, prompts: Sequence[list[int]], pad_id: int) -> Prefilled:
     from transformers import DynamicCache
 
     device = next(model.parameters()).device

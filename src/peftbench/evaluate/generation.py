@@ -66,6 +66,7 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
     gen_cfg = generation_config(cfg, tokenizer)
+    choose = next_token_rule(cfg)
     model.eval()
     with decoding_as_configured(model), progress_bar(len(prompts), "generating", show_progress) as advance:
         start = 0
@@ -74,7 +75,7 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
             start += len(chunk)
             if compacts(model):
                 new_tokens = decode_compacting(model, tokenizer, [prompts[i] for i in chunk], cfg.max_new_tokens,
-                                               complete, next_token_rule(cfg))
+                                               complete, choose)
             else:
                 ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
                 stopping = StoppingCriteriaList([AnswerComplete(tokenizer, ids.shape[1], complete)]) if complete else None

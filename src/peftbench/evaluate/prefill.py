@@ -74,12 +74,12 @@ def prefill(model, prompts: Sequence[list[int]], pad_id: int) -> Prefilled:
     """Run prompts (token ids) into a fresh KV cache. A prompt given several times (one row
     per sample) runs once and its cache is copied to its rows; a shared prefix of at least
     MIN_SHARED_TOKENS runs once for the whole batch."""
-    distinct = list(dict.fromkeys(map(tuple, prompts)))
-    if len(distinct) == len(prompts):
+    where: dict[tuple, int] = {}  # each distinct prompt -> its row in the distinct batch
+    owners = [where.setdefault(tuple(p), len(where)) for p in prompts]
+    if len(where) == len(prompts):
         return _prefill_distinct(model, prompts, pad_id)
-    state = _prefill_distinct(model, [list(p) for p in distinct], pad_id)
-    where = {p: i for i, p in enumerate(distinct)}
-    rows = torch.tensor([where[tuple(p)] for p in prompts], device=state.mask.device)
+    state = _prefill_distinct(model, [list(p) for p in where], pad_id)
+    rows = torch.tensor(owners, device=state.mask.device)
     state.cache.batch_select_indices(rows)
     return Prefilled(state.cache, state.mask[rows], state.logits[rows])
 
@@ -92,14 +92,15 @@ def _prefill_distinct(model, prompts: Sequence[list[int]], pad_id: int) -> Prefi
     shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
     if shared < MIN_SHARED_TOKENS:
         shared = 0
+    last_only = last_logits_only(model)
     mask = torch.ones((len(prompts), shared), dtype=torch.long, device=device)
     if shared:
         prefix = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
         model(input_ids=prefix, position_ids=torch.arange(shared, device=device)[None], past_key_values=cache,
-              use_cache=True, **last_logits_only(model))
+              use_cache=True, **last_only)
         cache.batch_repeat_interleave(len(prompts))
     ids, tail_mask = (t.to(device) for t in left_pad([p[shared:] for p in prompts], pad_id))
     mask = torch.cat([mask, tail_mask], dim=1)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=shared + left_padded_positions(tail_mask),
-                   past_key_values=cache, use_cache=True, **last_logits_only(model)).logits[:, -1]
+                   past_key_values=cache, use_cache=True, **last_only).logits[:, -1]
     return Prefilled(cache, mask, logits)

@@ -116,9 +116,7 @@ class Task:
             rows = load(split)
             if split == "train" or not k:
                 return rows
-            pool = list(load(self.shots_from))
-            solved = random.Random(FEW_SHOT_SEED).sample(pool, min(k, len(pool)))
-            shots = "".join(e.prompt + e.answer + FEW_SHOT_SEPARATOR for e in solved)
+            shots = few_shot_text(load(self.shots_from), k)
             return [replace(e, prompt=shots + e.prompt) for e in rows]
 
         return replace(self, load_split=load_with_shots, few_shot=k)
@@ -142,6 +140,15 @@ def data_hash(examples: Sequence[Example]) -> str:
 
 FEW_SHOT_SEED = 1234
 FEW_SHOT_SEPARATOR = "\n\n"
+
+
+def few_shot_text(pool: Sequence[Any], k: int, seed: int = FEW_SHOT_SEED, separator: str = FEW_SHOT_SEPARATOR,
+                  to_example: Callable[[Any], Example] = lambda example: example) -> str:
+    """k solved examples drawn from `pool` (a seeded draw), each as prompt, answer and
+    separator; `to_example` makes an Example of a drawn item (only the k drawn are made)."""
+    pool = list(pool)
+    drawn = random.Random(seed).sample(pool, min(k, len(pool)))
+    return "".join(e.prompt + e.answer + separator for e in map(to_example, drawn))
 
 TASKS: Registry[Task] = Registry("task")
 

@@ -11,7 +11,6 @@ extractor or metric.
 from __future__ import annotations
 
 import json
-import random
 import re
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +22,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from peftbench.tasks.base import EXTRACTORS, TASKS, Example, Task
+from peftbench.tasks.base import EXTRACTORS, FEW_SHOT_SEED, FEW_SHOT_SEPARATOR, TASKS, Example, Task, few_shot_text
 from peftbench.tasks.sources import DataSourceError, Row, read_file, read_hub, read_package_file
 
 _JINJA = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
@@ -56,8 +55,8 @@ class SourceSpec(_Strict):
 class FewShotSpec(_Strict):
     k: int = Field(0, ge=0)
     split: str = "train"
-    seed: int = 1234
-    separator: str = "\n\n"
+    seed: int = FEW_SHOT_SEED
+    separator: str = FEW_SHOT_SEPARATOR
 
 
 class TaskSpec(_Strict):
@@ -136,10 +135,8 @@ class TaskSpec(_Strict):
     def _shots(self, files: Optional[Mapping[str, str]]) -> str:
         if not self.few_shot.k:
             return ""
-        rows = self.rows(self.few_shot.split, files)
-        picked = random.Random(self.few_shot.seed).sample(rows, min(self.few_shot.k, len(rows)))
-        solved = [self.example(row) for row in picked]
-        return "".join(e.prompt + e.answer + self.few_shot.separator for e in solved)
+        shots = self.few_shot
+        return few_shot_text(self.rows(shots.split, files), shots.k, shots.seed, shots.separator, self.example)
 
     def load_split(self, split: str, files: Optional[Mapping[str, str]] = None) -> list[Example]:
         if split == "train" and self.train_from and not (files and "train" in files):

@@ -98,15 +98,18 @@ OWN_LOSS = {"prompt", "prefix", "ptuning", "lora+prompt", "adalora"}
 @pytest.mark.parametrize("name,params,lr", CASES, ids=IDS)
 def test_answer_loss_on_scored_positions_only_equals_the_models_own(name, params, lr):
     from peftbench.train.data import BATCHERS, encode_examples
+    from peftbench.models.compat import takes_position_masks
     from peftbench.train.loss import answer_loss, scores_selectively
 
     method = METHODS.get(name)
     tokenizer = load_tokenizer(MODEL)
     torch.manual_seed(0)
     model = method.attach(load_model(MODEL), method.params(params), MethodContext(total_steps=4))
-    assert scores_selectively(model) is (name not in OWN_LOSS)
+    assert scores_selectively(model) is (name not in OWN_LOSS and takes_position_masks())
     if name in OWN_LOSS:
         return
+    if not takes_position_masks():
+        pytest.skip("transformers before 5.23 takes no position mask: the model computes its own loss")
     model.train()
     examples = encode_examples(tokenizer, TASKS.get("micro-math").examples("train", limit=6), 128)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -9,6 +9,7 @@ import torch
 from peftbench.config import ModelConfig, TrainConfig
 from peftbench.methods import METHODS
 from peftbench.models import load_model, load_tokenizer
+from peftbench.models.compat import is_checkpointing
 from peftbench.prompting import IGNORE_INDEX
 from peftbench.run import resolve_batching
 from peftbench.errors import PeftbenchError
@@ -102,7 +103,7 @@ def test_gradient_checkpointing_trains_the_same(setting):
     losses = {}
     for variant in ({}, setting):
         model, losses[str(variant)] = lora_run(16, **{"max_steps": 4, "batching": "padded", **variant})
-        assert not transformer_of(model).is_activation_checkpointing  # switched off again for evaluation
+        assert not is_checkpointing(transformer_of(model))  # switched off again for evaluation
     plain, other = losses.values()
     assert other == pytest.approx(plain, rel=1e-3)
 

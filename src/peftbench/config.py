@@ -188,6 +188,13 @@ class EvalConfig(_Strict):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     num_samples: int = Field(1, ge=1, description="completions per prompt (pass@k needs >= k, with do_sample)")
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="what generates: transformers (peftbench's batched decoding), or vllm (needs "
+        "the vllm package; a LoRA adapter is served through vLLM's LoRA support). Log-likelihood tasks always use "
+        "transformers")
+    vllm_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for vllm.LLM over "
+                                      "peftbench's defaults (gpu_memory_utilization, tensor_parallel_size, "
+                                      "enforce_eager, max_model_len, ...); with backend: vllm")
 
     @field_validator("batch_size")
     @classmethod
@@ -200,6 +207,8 @@ class EvalConfig(_Strict):
     def _sampling_for_many(self) -> "EvalConfig":
         if self.num_samples > 1 and not self.do_sample:
             raise ValueError("num_samples > 1 needs do_sample: true (greedy decoding repeats one answer)")
+        if self.vllm_args and self.backend != "vllm":
+            raise ValueError("vllm_args apply to backend: vllm only; set backend: vllm or leave vllm_args out")
         return self
 
 
@@ -632,6 +641,17 @@ def model_identity(cfg: ModelConfig) -> dict[str, Any]:
 
 def task_identity(cfg: TaskConfig) -> dict[str, Any]:
     return _unset_left_out(cfg, "max_new_tokens", "few_shot")
+
+
+def eval_identity(cfg: EvalConfig) -> dict[str, Any]:
+    """vLLM's engine settings change speed and memory, not answers: left out. The backend is
+    part of a key once it is vllm (other kernels can round differently), left out as the
+    default so keys made before it existed stay valid."""
+    plain = to_plain(cfg)
+    plain.pop("vllm_args", None)
+    if plain.get("backend") == "transformers":
+        plain.pop("backend")
+    return plain
 
 
 def retention_identity(cfg: RetentionConfig) -> dict[str, Any]:

@@ -14,9 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, model_identity, retention_identity, to_plain
+from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, eval_identity, model_identity, retention_identity
 from peftbench.evaluate import evaluate_task
 from peftbench.evaluate.batch_size import scoring_rows
+from peftbench.evaluate.vllm_backend import hf_model_of, plain_weights, scoring_model
 from peftbench.io import atomic_write_json, read_json
 from peftbench.train.data import encode_examples
 from peftbench.train.sft import validation_loss
@@ -41,8 +42,8 @@ def score_retention(model, tokenizer, retention: RetentionConfig, eval_cfg: Eval
         task, examples = _examples(task_cfg, retention)
         scores[task.name] = evaluate_task(model, tokenizer, task, examples, eval_cfg, show_progress)["score"]
         encoded = encode_examples(tokenizer, examples, MAX_LENGTH)
-        rows = scoring_rows(model, eval_cfg, max(len(e.input_ids) for e in encoded))
-        losses[task.name] = validation_loss(model, tokenizer, encoded, rows)
+        rows = scoring_rows(hf_model_of(model), eval_cfg, max(len(e.input_ids) for e in encoded))
+        losses[task.name] = validation_loss(hf_model_of(model), tokenizer, encoded, rows)
     return {"scores": scores, "average": general_score(scores),
             "cross_entropy": sum(losses.values()) / len(losses)}
 
@@ -66,7 +67,7 @@ def general_score(scores: dict[str, float]) -> float:
 
 def _base_path(output_dir: str, suite: str, model_cfg: ModelConfig, retention: RetentionConfig,
                eval_cfg: EvalConfig) -> Path:
-    key = json.dumps([model_identity(model_cfg), retention_identity(retention), to_plain(eval_cfg)], sort_keys=True)
+    key = json.dumps([model_identity(model_cfg), retention_identity(retention), eval_identity(eval_cfg)], sort_keys=True)
     return Path(output_dir) / suite / "retention-base" / f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
@@ -78,7 +79,9 @@ def base_retention(output_dir: str, suite: str, model_cfg: ModelConfig, retentio
         return read_json(path)
     from peftbench.models import load_model, load_tokenizer
 
-    scores = score_retention(load_model(model_cfg), load_tokenizer(model_cfg), retention, eval_cfg, show_progress)
+    tokenizer = load_tokenizer(model_cfg)
+    with scoring_model(eval_cfg, load_model(model_cfg), tokenizer, weights=plain_weights(model_cfg)) as model:
+        scores = score_retention(model, tokenizer, retention, eval_cfg, show_progress)
     atomic_write_json(path, scores)
     return scores
 

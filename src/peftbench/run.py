@@ -21,13 +21,14 @@ from typing import Optional
 import torch
 from transformers import set_seed
 
-from peftbench.config import (EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, model_identity, retention_identity,
-                              task_identity, to_plain, validate_run_config)
+from peftbench.config import (EvalConfig, ModelConfig, RunConfig, TaskConfig, eval_identity, load_yaml, model_identity,
+                              retention_identity, task_identity, to_plain, validate_run_config)
 from peftbench.cost.measure import PeakMemory, structure_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
 from peftbench.errors import PeftbenchError
 from peftbench.evaluate import evaluate_task
+from peftbench.evaluate.vllm_backend import plain_weights, require_vllm, scoring_model
 from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
 from peftbench.methods import METHODS, MethodContext
 from peftbench.methods.base import NotMergeableError
@@ -62,6 +63,7 @@ def config_hash(cfg: RunConfig) -> str:
         plain["train"].pop("checkpoint_every", None)
     plain["model"] = model_identity(cfg.model)
     plain["task"] = task_identity(cfg.task)
+    plain["eval"] = eval_identity(cfg.eval)
     if cfg.retention:
         plain["retention"] = retention_identity(cfg.retention)
     for speed_only in SPEED_SETTINGS:  # they change speed and memory, not the objective: ids stay
@@ -209,17 +211,18 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         metrics["cost"]["adapter_bytes"] = directory_size(out / ADAPTER_DIR)
         metrics["cost"].update(_inference_flops(model, base_flops))
         model, merged = inference_model(method, params, model)
-        evaluation = evaluate_task(model, tokenizer, task, eval_data, cfg.eval, show_progress)
-        evaluation["merged"] = merged
-        atomic_write_json(out / "predictions.json", evaluation.pop("records"))
-        metrics["eval"] = evaluation
-        metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
-                                        "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
-        metrics["pscp"] = pscp_of(metrics)
-        if cfg.retention:
-            base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
-            tuned = score_retention(model, tokenizer, cfg.retention, cfg.eval, show_progress)
-            metrics["retention"] = compare(base, tuned)
+        with served_for_scoring(cfg, method, params, model, tokenizer, out / ADAPTER_DIR) as scored:
+            evaluation = evaluate_task(scored, tokenizer, task, eval_data, cfg.eval, show_progress)
+            evaluation["merged"] = merged
+            atomic_write_json(out / "predictions.json", evaluation.pop("records"))
+            metrics["eval"] = evaluation
+            metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
+                                            "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
+            metrics["pscp"] = pscp_of(metrics)
+            if cfg.retention:
+                base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
+                tuned = score_retention(scored, tokenizer, cfg.retention, cfg.eval, show_progress)
+                metrics["retention"] = compare(base, tuned)
         if trajectory is not None:
             trajectory.add(trajectory_point(result.steps, evaluation["score"], tuned if cfg.retention else None))
     atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(source)))
@@ -228,7 +231,10 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
 
 
 def check_launch(cfg: RunConfig) -> None:
-    """Several processes train SFT runs only: GRPO's trainer would need its own launch setup."""
+    """Several processes train SFT runs only: GRPO's trainer would need its own launch setup.
+    A vLLM backend needs vllm installed: refused before training, not after it."""
+    if cfg.eval.backend == "vllm":
+        require_vllm()
     if world_size() > 1 and cfg.train.mode != "sft":
         raise PeftbenchError(f"train.mode: {cfg.train.mode} under a multi-process launch ({world_size()} processes) "
                              "is not supported; launch it as one process (peftbench train RUN.yaml)")
@@ -244,6 +250,16 @@ def inference_model(method, params, model):
         return method.merge(model), True
     except NotMergeableError:  # the generic peft method, for a prompt-learning type
         return model, False
+
+
+def served_for_scoring(cfg: RunConfig, method, params, model, tokenizer, adapter_dir: Path):
+    """The tuned model as `cfg.eval.backend` scores it. Under vLLM a plain LoRA adapter is
+    served through vLLM's LoRA support on the base weights (no merged copy is written);
+    any other model, through its own weights."""
+    base = plain_weights(cfg.model)
+    if cfg.eval.backend == "vllm" and base is not None and method.serves_as_lora(params):
+        return scoring_model(cfg.eval, model, tokenizer, weights=base, adapter=adapter_dir)
+    return scoring_model(cfg.eval, model, tokenizer)
 
 
 def resolve_batching(batching: str, method, params) -> str:
@@ -333,13 +349,15 @@ def evaluate_model(
 ) -> dict:
     """Evaluate a model (the base model unless one is given) on a task's eval split."""
     tokenizer = tokenizer or load_tokenizer(model_cfg)
+    weights = plain_weights(model_cfg) if model is None else None  # the base as loaded, or the given model's own
     model = model or load_model(model_cfg)
     task = resolve_task(task_cfg)
-    return evaluate_task(model, tokenizer, task, eval_examples(task, task_cfg), eval_cfg, show_progress)
+    with scoring_model(eval_cfg, model, tokenizer, weights=weights) as scored:
+        return evaluate_task(scored, tokenizer, task, eval_examples(task, task_cfg), eval_cfg, show_progress)
 
 
 def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:
-    key = json.dumps([model_identity(model_cfg), task_identity(task_cfg), to_plain(eval_cfg)], sort_keys=True)
+    key = json.dumps([model_identity(model_cfg), task_identity(task_cfg), eval_identity(eval_cfg)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return Path(output_dir) / suite / f"base-{task_cfg.name}-{digest}"
 

@@ -9,6 +9,7 @@ from peftbench.config import EvalConfig
 from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.generation import generate
 from peftbench.evaluate.loglik import choose
+from peftbench.evaluate.vllm_backend import VllmModel, backend_of, hf_model_of
 from peftbench.metrics import get_metric
 from peftbench.prompting import encode_answer, encode_prompt
 from peftbench.tasks.base import Example, Task
@@ -20,7 +21,10 @@ def _predict_generate(model, tokenizer, task: Task, examples, cfg: EvalConfig, s
     if task.max_new_tokens:
         cfg = cfg.model_copy(update={"max_new_tokens": task.max_new_tokens})
     prompts = [encode_prompt(tokenizer, e.prompt) for e in examples for _ in range(n)]
-    raw = generate(model, tokenizer, prompts, cfg, show_progress, complete=task.extraction_complete)
+    if isinstance(model, VllmModel):  # eval.backend: vllm
+        raw = model.generate(tokenizer, prompts, cfg, show_progress)
+    else:
+        raw = generate(model, tokenizer, prompts, cfg, show_progress, complete=task.extraction_complete)
     predictions = [task.extract(text) for text in raw]
     if n == 1:
         return predictions, raw
@@ -36,6 +40,7 @@ def _for_metric(name: str, predictions: list) -> list:
 
 
 def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
+    model = hf_model_of(model)  # choices are scored by transformers whatever generates
     missing = [i for i, e in enumerate(examples) if not e.choices]
     if missing:
         raise ValueError(f"task {task.name!r} scores by log-likelihood but example {missing[0]} has no choices")
@@ -73,5 +78,6 @@ def evaluate_task(
         "samples": len(examples),
         "seconds": seconds,
         "samples_per_s": len(examples) / seconds if seconds else None,
+        "backend": backend_of(model) if task.scoring == "generate" else "transformers",
         "records": records,
     }

@@ -72,6 +72,11 @@ class Method(ABC):
         methods that prepend virtual tokens to every row (soft prompts) break."""
         return self.family not in ("soft-prompt", "hybrid")
 
+    def serves_as_lora(self, params: MethodParams) -> bool:
+        """Whether the folder `save` writes is a plain peft LoRA adapter over the untouched
+        base, which vLLM can apply itself (`eval.backend: vllm`)."""
+        return False
+
     def check_environment(self, params: MethodParams) -> None:
         """Raise MethodUnavailableError before anything loads if this machine cannot run it."""
 

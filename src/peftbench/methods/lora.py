@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field
 from torch import nn
@@ -31,6 +31,12 @@ class _LoraBase(PeftMethod):
     family = "reparameterised"
     Params = LoraParams
     mergeable = True
+    # saved as a plain LoRA adapter over the original base (PiSSA converts on saving);
+    # DoRA's magnitudes and AdaLoRA's SVD form are not, nor is an adapter on a 4-bit base
+    plain_adapter: ClassVar[bool] = False
+
+    def serves_as_lora(self, params: LoraParams) -> bool:
+        return self.plain_adapter and params.bias == "none"  # vLLM applies no adapter biases
 
     def lora_kwargs(self, params: Any, ctx: MethodContext) -> dict[str, Any]:
         """The variant's own LoraConfig switches."""
@@ -53,6 +59,7 @@ class _LoraBase(PeftMethod):
 @register_method
 class Lora(_LoraBase):
     name = "lora"
+    plain_adapter = True
     description = "LoRA: low-rank update B@A on the target linear layers (Hu et al. 2021)"
 
 
@@ -68,6 +75,7 @@ class Dora(_LoraBase):
 @register_method
 class RsLora(_LoraBase):
     name = "rslora"
+    plain_adapter = True
     description = "rsLoRA: LoRA scaled by alpha/sqrt(r), stable across ranks (Kalajdzievski 2023)"
 
     def lora_kwargs(self, params, ctx):
@@ -77,6 +85,7 @@ class RsLora(_LoraBase):
 @register_method
 class Pissa(_LoraBase):
     name = "pissa"
+    plain_adapter = True
     description = "PiSSA: LoRA initialised on the principal singular vectors (Meng et al. 2024)"
     _INITIAL = "_pissa_initial_adapter"
 
@@ -104,6 +113,7 @@ class Pissa(_LoraBase):
 @register_method
 class LoraPlus(_LoraBase):
     name = "loraplus"
+    plain_adapter = True
     description = "LoRA+: LoRA with a larger learning rate for B than for A (Hayou et al. 2024)"
 
     class Params(LoraParams):

@@ -6,7 +6,8 @@ vocabularies (49k for SmolLM2, 152k for Qwen2.5) that projection and its float32
 are a large share of a step's time and of its peak memory, all spent on positions whose
 loss is ignored. transformers' `logits_to_keep` takes a boolean (batch, length) mask and
 projects only the kept positions; the loss is then the same mean over the same tokens as
-the model's own (`ForCausalLMLoss`: float32 logits, labels shifted by one).
+the model's own (`ForCausalLMLoss`: float32 logits, labels shifted by one). Releases
+before 5.23 take no such mask (`models/compat.py`): there the model computes its own.
 
 Models that prepend virtual tokens (soft prompts) shift every position, and AdaLoRA adds
 its orthogonality penalty to the loss its model computes, so those keep the model's own.
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from peftbench.models.compat import takes_position_masks
 from peftbench.models.loading import transformer_of
 from peftbench.prompting import IGNORE_INDEX
 
@@ -41,8 +43,8 @@ def adds_to_its_loss(model: nn.Module) -> bool:
 def scores_selectively(model: nn.Module) -> bool:
     """Whether `answer_loss` can project only the scored positions for this model."""
     inner = transformer_of(model)
-    return ("logits_to_keep" in inspect.signature(inner.forward).parameters and not prepends_virtual_tokens(model)
-            and not adds_to_its_loss(model))
+    return ("logits_to_keep" in inspect.signature(inner.forward).parameters and takes_position_masks()
+            and not prepends_virtual_tokens(model) and not adds_to_its_loss(model))
 
 
 def scored_positions(labels: torch.Tensor) -> torch.Tensor:

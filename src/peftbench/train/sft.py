@@ -19,6 +19,7 @@ from transformers import get_scheduler
 
 from peftbench.config import TrainConfig
 from peftbench.io import JsonlLog
+from peftbench.models.compat import disable_checkpointing, enable_checkpointing
 from peftbench.models.loading import transformer_of
 from peftbench.progress import progress_bar
 from peftbench.tasks.base import Example
@@ -138,15 +139,14 @@ def training_speedups(model: nn.Module, cfg: TrainConfig, attention: Optional[st
     if attention and attention != own_attention:
         inner.set_attn_implementation(attention)
     if cfg.gradient_checkpointing:
-        # non-reentrant: works when the inputs need no grad (frozen embeddings under PEFT)
-        inner.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(inner)
     if cfg.compile:
         inner.compile(dynamic=True)
     try:
         yield
     finally:
         if cfg.gradient_checkpointing:
-            inner.activation_checkpointing_disable()
+            disable_checkpointing(inner)
         if cfg.compile:
             inner._compiled_call_impl = None  # what nn.Module.compile set: calls go to forward again
         if inner.config._attn_implementation != own_attention:

@@ -1,0 +1,46 @@
+"""The transformers releases peftbench runs on, bridged where their APIs differ.
+
+peftbench is developed on transformers 5.23 and also runs on 5.19-5.20, the releases vLLM
+0.32-0.33 pin (`eval.backend: vllm` needs both in one environment). Two differences
+matter:
+
+- 5.23 renamed gradient checkpointing to activation checkpointing
+  (`activation_checkpointing_enable`, `is_activation_checkpointing`);
+- 5.23 slices hidden states by a boolean (batch, length) `logits_to_keep`, which the
+  scored-positions loss uses (`train/loss.py`); 5.19 takes a count or a 1D index only,
+  so there the model computes its own loss (the same value, at the old cost).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+_NON_REENTRANT = {"use_reentrant": False}  # works when the inputs need no grad (frozen embeddings under PEFT)
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=_NON_REENTRANT)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=_NON_REENTRANT)
+
+
+def disable_checkpointing(model: nn.Module) -> None:
+    if hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def is_checkpointing(model: nn.Module) -> bool:
+    if hasattr(type(model), "is_activation_checkpointing"):
+        return model.is_activation_checkpointing
+    return model.is_gradient_checkpointing
+
+
+def takes_position_masks() -> bool:
+    """Whether a boolean (batch, length) `logits_to_keep` selects positions
+    (transformers' `slice_logits_to_keep`)."""
+    import transformers.modeling_utils as modeling_utils
+
+    return hasattr(modeling_utils, "slice_logits_to_keep")

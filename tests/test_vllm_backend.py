@@ -103,6 +103,14 @@ def test_vllm_scores_a_tuned_model_as_transformers_does(tmp_path, method, served
     # greedy, float32: the same answers (vLLM's continuations are not cut at the final answer)
     assert [r["prediction"] for r in their_records] == [r["prediction"] for r in ours_records]
     assert theirs["eval"]["score"] == ours["eval"]["score"]
+    if served.endswith("(lora adapter)"):  # `peftbench eval --run` serves the saved adapter the same way
+        from peftbench.run import evaluate_saved_run, load_run
+
+        run = next((tmp_path / "vllm" / "vllm").iterdir())
+        model, tokenizer, cfg = load_run(run)
+        again = evaluate_saved_run(run, cfg, model, tokenizer, show_progress=False)
+        assert again["backend"] == served
+        assert [r["prediction"] for r in again["records"]] == [r["prediction"] for r in their_records]
 
 
 @needs_vllm

@@ -127,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from peftbench.config import apply_overrides, validate_eval_request, validate_run_config
     from peftbench.io import atomic_write_json
-    from peftbench.run import evaluate_model, load_run
+    from peftbench.run import evaluate_model, evaluate_saved_run, load_run
 
     if bool(args.run) == bool(args.model or args.task):
         raise PeftbenchError("give either --run DIR, or --task NAME [--model NAME] to evaluate a base model")
@@ -135,7 +135,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model, tokenizer, cfg = load_run(args.run)
         if args.set:
             cfg = validate_run_config(apply_overrides(cfg.model_dump(mode="json"), args.set), "--set")
-        result = evaluate_model(cfg.model, cfg.task, cfg.eval, model, tokenizer, not args.no_progress)
+        result = evaluate_saved_run(args.run, cfg, model, tokenizer, not args.no_progress)
     else:
         raw = {"model": {"name": args.model} if args.model else {}, "task": {"name": args.task}} if args.task \
             else {"model": {"name": args.model}}

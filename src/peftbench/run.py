@@ -356,6 +356,16 @@ def evaluate_model(
         return evaluate_task(scored, tokenizer, task, eval_examples(task, task_cfg), eval_cfg, show_progress)
 
 
+def evaluate_saved_run(path: str | Path, cfg: RunConfig, model, tokenizer, show_progress: bool = True) -> dict:
+    """Score a finished run's reloaded model (`load_run`) on its task, under `cfg.eval`: with
+    vLLM, a plain LoRA adapter is served from the run's folder as in `execute_run`."""
+    method = METHODS.get(cfg.method.name)
+    task = resolve_task(cfg.task)
+    with served_for_scoring(cfg, method, method.params(cfg.method.params), model, tokenizer,
+                            Path(path) / ADAPTER_DIR) as scored:
+        return evaluate_task(scored, tokenizer, task, eval_examples(task, cfg.task), cfg.eval, show_progress)
+
+
 def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:
     key = json.dumps([model_identity(model_cfg), task_identity(task_cfg), eval_identity(eval_cfg)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]

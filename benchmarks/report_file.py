@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+import transformers
 
 from peftbench.allocator import keep_freed_memory, keeps_freed_memory
 
@@ -26,7 +27,8 @@ def header(benchmark: str, args, left_out: tuple[str, ...] = ("out",)) -> dict:
     """Benchmark name, date, machine, threads, torch version and the command's settings."""
     return {"benchmark": benchmark, "date": date.today().isoformat(),
             "machine": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "malloc_keeps_freed_memory": keeps_freed_memory(),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "malloc_keeps_freed_memory": keeps_freed_memory(),
             "settings": {k: v for k, v in vars(args).items() if k not in left_out}}
 
 

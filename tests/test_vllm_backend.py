@@ -93,6 +93,8 @@ def _micro_run(tmp_path, method: dict, backend: str, **eval_extra):
 @needs_vllm
 @pytest.mark.parametrize("method,served", [
     ({"name": "lora", "target_modules": "all-linear"}, "vllm (lora adapter)"),  # served by vLLM's LoRA support
+    ({"name": "rslora", "target_modules": "all-linear"}, "vllm (lora adapter)"),  # alpha / sqrt(r): vLLM's scaling too
+    ({"name": "pissa", "target_modules": "all-linear"}, "vllm (lora adapter)"),  # saved converted: rank 2r, original base
     ({"name": "dora", "target_modules": "all-linear"}, "vllm (weights)"),  # merged, then loaded as weights
 ])
 def test_vllm_scores_a_tuned_model_as_transformers_does(tmp_path, method, served):

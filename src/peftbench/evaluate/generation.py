@@ -11,6 +11,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 from peftbench.config import EvalConfig
 from peftbench.evaluate.batch_size import generation_rows
 from peftbench.evaluate.prefill import last_logits_only, left_pad, prefill
+from peftbench.models.compat import with_cache
 from peftbench.progress import progress_bar
 
 
@@ -158,7 +159,7 @@ def decode_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_to
     new_tokens: list[list[int]] = [[] for _ in rows]
     state = prefill(model, prompts, tokenizer.pad_token_id)
     cache, mask, logits = state.cache, state.mask, state.logits
-    last_only = last_logits_only(model)
+    last_only, cached = last_logits_only(model), with_cache(model, cache)
     final = AnswerFinal(tokenizer, complete)
     for step in range(1, max_new_tokens + 1):
         keep = []
@@ -178,5 +179,5 @@ def decode_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_to
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         step_positions = (mask.sum(-1, keepdim=True) - 1)
         logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=step_positions,
-                       past_key_values=cache, use_cache=True, **last_only).logits[:, -1]
+                       use_cache=True, **cached, **last_only).logits[:, -1]
     return new_tokens

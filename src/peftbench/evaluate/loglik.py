@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 
+from peftbench.models.compat import with_cache
 from peftbench.progress import progress_bar
 
 
@@ -77,7 +78,7 @@ def shared_context_logprobs(model, pad_id: int, contexts: Sequence[list[int]],
                 follow_mask[r, : len(option) - 1] = 1
         follow_positions = state.next_positions()[index] + torch.arange(width, device=device)
         logits = model(input_ids=follow, attention_mask=torch.cat([mask[index], follow_mask], dim=1),
-                       position_ids=follow_positions, past_key_values=cache, use_cache=True).logits
+                       position_ids=follow_positions, use_cache=True, **with_cache(model, cache)).logits
         logprobs = logits.float().log_softmax(-1)
         for r, option in enumerate(options):
             if len(option) > 1:

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import torch
 
+from peftbench.models.compat import with_cache
+
 # Below this, a separate forward pass for the prefix costs more than it saves.
 MIN_SHARED_TOKENS = 16
 
@@ -92,15 +94,15 @@ def _prefill_distinct(model, prompts: Sequence[list[int]], pad_id: int) -> Prefi
     shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
     if shared < MIN_SHARED_TOKENS:
         shared = 0
-    last_only = last_logits_only(model)
+    last_only, cached = last_logits_only(model), with_cache(model, cache)
     mask = torch.ones((len(prompts), shared), dtype=torch.long, device=device)
     if shared:
         prefix = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
-        model(input_ids=prefix, position_ids=torch.arange(shared, device=device)[None], past_key_values=cache,
-              use_cache=True, **last_only)
+        model(input_ids=prefix, position_ids=torch.arange(shared, device=device)[None], use_cache=True,
+              **cached, **last_only)
         cache.batch_repeat_interleave(len(prompts))
     ids, tail_mask = (t.to(device) for t in left_pad([p[shared:] for p in prompts], pad_id))
     mask = torch.cat([mask, tail_mask], dim=1)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=shared + left_padded_positions(tail_mask),
-                   past_key_values=cache, use_cache=True, **last_only).logits[:, -1]
+                   use_cache=True, **cached, **last_only).logits[:, -1]
     return Prefilled(cache, mask, logits)

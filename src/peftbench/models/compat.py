@@ -1,14 +1,16 @@
 """The transformers releases peftbench runs on, bridged where their APIs differ.
 
 peftbench is developed on transformers 5.23 and also runs on 5.19-5.20, the releases vLLM
-0.32-0.33 pin (`eval.backend: vllm` needs both in one environment). Two differences
-matter:
+0.32-0.33 pin (`eval.backend: vllm` needs both in one environment), and on 5.24. Three
+differences matter:
 
 - 5.23 renamed gradient checkpointing to activation checkpointing
   (`activation_checkpointing_enable`, `is_activation_checkpointing`);
 - 5.23 slices hidden states by a boolean (batch, length) `logits_to_keep`, which the
   scored-positions loss uses (`train/loss.py`); 5.19 takes a count or a 1D index only,
-  so there the model computes its own loss (the same value, at the old cost).
+  so there the model computes its own loss (the same value, at the old cost);
+- 5.24 renamed the forward pass's `past_key_values` to `cache`, and the training
+  arguments' `gradient_checkpointing` to `activation_checkpointing`.
 """
 
 from __future__ import annotations
@@ -44,3 +46,21 @@ def takes_position_masks() -> bool:
     import transformers.modeling_utils as modeling_utils
 
     return hasattr(modeling_utils, "slice_logits_to_keep")
+
+
+def with_cache(model: nn.Module, cache) -> dict:
+    """The keyword that hands `model.forward` a KV cache: `cache` from transformers 5.24
+    (`past_key_values` is deprecated there, to go in 5.40), `past_key_values` before."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache}
+
+
+def checkpointing_argument(args_class: type, on: bool) -> dict:
+    """Gradient checkpointing on or off for a TrainingArguments subclass (TRL's configs turn
+    it on by default): `activation_checkpointing` from transformers 5.24, the old name before."""
+    import dataclasses
+
+    names = {field.name for field in dataclasses.fields(args_class)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}

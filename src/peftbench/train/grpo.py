@@ -19,6 +19,7 @@ from torch import nn
 
 from peftbench.config import TrainConfig
 from peftbench.metrics import get_metric
+from peftbench.models.compat import checkpointing_argument
 from peftbench.models.loading import transformer_of
 from peftbench.progress import progress_bar
 from peftbench.prompting import render_prompt
@@ -115,8 +116,8 @@ def train_grpo(
         max_completion_length=grpo.max_completion_length, learning_rate=cfg.lr, lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * total), weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm or 0.0, max_steps=total, seed=cfg.seed, use_cpu=device.type == "cpu",
-        gradient_checkpointing=False, bf16=False, fp16=False, loss_type=grpo.loss_type, epsilon=grpo.epsilon,
-        scale_rewards=grpo.scale_rewards,
+        bf16=False, fp16=False, loss_type=grpo.loss_type, epsilon=grpo.epsilon, scale_rewards=grpo.scale_rewards,
+        **checkpointing_argument(GRPOConfig, False),
     )
     result = TrainResult(status="completed", steps=0, total_steps=total,
                          attention=transformer_of(model).config._attn_implementation)

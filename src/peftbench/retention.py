@@ -38,12 +38,13 @@ def score_retention(model, tokenizer, retention: RetentionConfig, eval_cfg: Eval
                     show_progress: bool = False) -> dict:
     """Score a model on every retention task: scores, their mean, and answer cross-entropy."""
     scores, losses = {}, {}
+    hf_model = hf_model_of(model)  # the answer losses are transformers' whatever generates
     for task_cfg in retention.tasks:
         task, examples = _examples(task_cfg, retention)
         scores[task.name] = evaluate_task(model, tokenizer, task, examples, eval_cfg, show_progress)["score"]
         encoded = encode_examples(tokenizer, examples, MAX_LENGTH)
-        rows = scoring_rows(hf_model_of(model), eval_cfg, max(len(e.input_ids) for e in encoded))
-        losses[task.name] = validation_loss(hf_model_of(model), tokenizer, encoded, rows)
+        rows = scoring_rows(hf_model, eval_cfg, max(len(e.input_ids) for e in encoded))
+        losses[task.name] = validation_loss(hf_model, tokenizer, encoded, rows)
     return {"scores": scores, "average": general_score(scores),
             "cross_entropy": sum(losses.values()) / len(losses)}
 

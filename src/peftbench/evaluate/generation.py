@@ -89,6 +89,12 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
     return outputs
 
 
+def eos_token_ids(tokenizer) -> list[int]:
+    """The tokens that end a continuation (a tokenizer may name one or several)."""
+    eos = tokenizer.eos_token_id
+    return [eos] if isinstance(eos, int) else list(eos or [])
+
+
 class AnswerFinal:
     """The task's answer-final test, applied every CHECK_EVERY steps rather than every
     step: each test decodes the row's whole text, which for a batch of 200 rows costs as
@@ -154,7 +160,7 @@ def decode_compacting(model, tokenizer, prompts: Sequence[list[int]], max_new_to
     and each prompt given several times (samples for pass@k), is prefilled once
     (`prefill`). `choose` picks each step's tokens (`next_token_rule`); greedy, the tokens
     are those of `generate` (tested)."""
-    eos = {tokenizer.eos_token_id} if isinstance(tokenizer.eos_token_id, int) else set(tokenizer.eos_token_id or [])
+    eos = set(eos_token_ids(tokenizer))
     rows = list(range(len(prompts)))  # original row of each live batch row
     new_tokens: list[list[int]] = [[] for _ in rows]
     state = prefill(model, prompts, tokenizer.pad_token_id)

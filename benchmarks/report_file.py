@@ -13,6 +13,10 @@ import transformers
 from peftbench.allocator import keep_freed_memory, keeps_freed_memory
 
 
+def add_device_option(parser) -> None:
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both sides run")
+
+
 def add_allocator_option(parser) -> None:
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc as it is (peftbench's CLI keeps freed memory: peftbench/allocator.py); "
@@ -28,6 +32,7 @@ def header(benchmark: str, args, left_out: tuple[str, ...] = ("out",)) -> dict:
     return {"benchmark": benchmark, "date": date.today().isoformat(),
             "machine": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
             "torch": torch.__version__, "transformers": transformers.__version__,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "malloc_keeps_freed_memory": keeps_freed_memory(),
             "settings": {k: v for k, v in vars(args).items() if k not in left_out}}
 

@@ -119,3 +119,34 @@ def test_finished_run_is_not_redone(trained):
     again = execute_run(cfg, show_progress=False)
     assert again == read_json(run_dir(cfg) / "metrics.json")
     assert (run_dir(cfg) / "metrics.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("method,params", [("lora", {"target_modules": "all-linear"}), ("dora", {}), ("ia3", {}),
+                                           ("vera", {"r": 16}), ("peft", {"peft_type": "LOHA", "r": 4})])
+def test_uncast_adapter_inputs_under_autocast_change_no_loss(method, params, monkeypatch):
+    """In bf16 training peft's cast of each adapter input to float32 is skipped (autocast casts
+    it back anyway): the losses are exactly those of the casting path."""
+    from contextlib import nullcontext
+
+    from peftbench.config import ModelConfig, TrainConfig
+    from peftbench.methods import METHODS
+    from peftbench.models import load_model, load_tokenizer
+    from peftbench.tasks import TASKS
+    from peftbench.train import sft, train_sft
+
+    model_cfg = ModelConfig(name="micro", device="cpu")
+    tokenizer = load_tokenizer(model_cfg)
+    examples = TASKS.get("micro-math").examples("train", limit=24, seed=0)
+    cfg = TrainConfig(max_steps=3, batch_size=8, lr=1e-2, precision="bf16")
+    losses = []
+    for casting in (True, False):
+        torch.manual_seed(0)
+        chosen = METHODS.get(method)
+        model = chosen.attach(load_model(model_cfg), chosen.params(params))
+        with monkeypatch.context() as patched:
+            if casting:  # peft's own behaviour: every adapter input cast to the adapter's dtype
+                patched.setattr(sft, "uncast_adapter_inputs", lambda model, active: nullcontext())
+            losses.append(train_sft(model, tokenizer, examples, cfg, show_progress=False).losses)
+        switches = [m.cast_input_dtype_enabled for m in model.modules() if hasattr(m, "cast_input_dtype_enabled")]
+        assert switches == [True] * len(switches)  # peft's casting is back on after the loop
+    assert losses[0] == losses[1]

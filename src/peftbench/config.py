@@ -149,12 +149,21 @@ class TrainConfig(_Strict):
                            "(with its package) or any name transformers registers; auto: eager for bf16 on CPU "
                            "(torch's CPU SDPA backward with the packed block-diagonal mask is ~5x slower there), "
                            "else the model's own. Evaluation always runs the model's own")
+    liger: bool = Field(False, description="Liger's Triton kernels (fused RMSNorm, SwiGLU/GeGLU MLP) for the "
+                        "training loop, on CUDA with the liger-kernel package installed; evaluation runs the plain "
+                        "model")
 
     @model_validator(mode="after")
     def _grpo_fits(self) -> "TrainConfig":
         if self.mode == "grpo" and self.select_best:
             raise ValueError("select_best picks the epoch with the lowest validation loss, which GRPO does not "
                              "optimise; set select_best: false with mode: grpo")
+        if self.liger and self.compile:
+            raise ValueError("train.liger with train.compile: Liger's Triton kernels fail under torch.compile "
+                             "(liger-kernel 0.8.5, torch 2.11, on an H100); set one of them to false")
+        if self.mode == "grpo" and self.liger:
+            raise ValueError("train.liger speeds up the SFT loop; GRPO trains through TRL's trainer: set "
+                             "liger: false with mode: grpo")
         if self.mode == "grpo" and self.loss_on_prompt:
             raise ValueError("loss_on_prompt is an SFT setting; GRPO has no answer to put a loss on")
         return self

@@ -34,10 +34,11 @@ from peftbench.methods import METHODS, MethodContext
 from peftbench.methods.base import NotMergeableError
 from peftbench.models import load_model, load_tokenizer
 from peftbench.models.gguf import origin_of
-from peftbench.models.loading import model_source
+from peftbench.models.loading import model_source, resolve_device
 from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
+from peftbench.train.liger import require_liger
 from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
 from peftbench.launch import is_main_process, process_rank, world_size
@@ -51,7 +52,7 @@ ADAPTER_DIR = "adapter"
 
 # training settings that change how fast a run goes and how much memory it takes, not what
 # it optimises (packed batches give the same loss: tested), so not a run's identity
-SPEED_SETTINGS = ("batching", "gradient_checkpointing", "compile", "attention")
+SPEED_SETTINGS = ("batching", "gradient_checkpointing", "compile", "attention", "liger")
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -235,9 +236,12 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
 
 def check_launch(cfg: RunConfig) -> None:
     """Several processes train SFT runs only: GRPO's trainer would need its own launch setup.
-    A vLLM backend needs vllm installed: refused before training, not after it."""
+    A vLLM backend needs vllm installed, train.liger a CUDA device and liger-kernel: refused
+    before training, not after it."""
     if cfg.eval.backend == "vllm":
         require_vllm()
+    if cfg.train.liger:
+        require_liger(resolve_device(cfg.model.device).type)
     if world_size() > 1 and cfg.train.mode != "sft":
         raise PeftbenchError(f"train.mode: {cfg.train.mode} under a multi-process launch ({world_size()} processes) "
                              "is not supported; launch it as one process (peftbench train RUN.yaml)")

@@ -43,6 +43,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from bench_train import run_baseline, run_peftbench, synchronize, with_lora
 from report_file import header, write
 from peftbench.config import ModelConfig
+from peftbench.cost.measure import PeakMemory
 from peftbench.models import load_tokenizer
 from peftbench.tasks.base import Example
 from peftbench.train.data import encode_examples
@@ -63,7 +64,7 @@ def build_base(tokenizer) -> LlamaForCausalLM:
 def long_examples(count: int, prompt_chars: int, answer_chars: int) -> list[Example]:
     rng = random.Random(0)
     letters = string.ascii_lowercase + " "
-    text = lambda n: "".join(rng.choice(letters) for _ in range(n))  # noqa: E731 (one token per character)
+    text = lambda n: "".join(rng.choice(letters) for _ in range(n))  # noqa: E731
     return [Example(prompt=text(prompt_chars), answer=text(answer_chars)) for _ in range(count)]
 
 
@@ -71,8 +72,7 @@ def parameters_per_token(model) -> tuple[int, int]:
     """(matmul parameters a token passes through: every linear layer and the LM head, the
     embedding table excluded, a lookup), and the attention term's L x d."""
     config = model.config
-    body = sum(p.numel() for name, p in model.named_parameters()
-               if p.ndim == 2 and "embed_tokens" not in name and "lora_" not in name)
+    body = sum(p.numel() for name, p in model.named_parameters() if p.ndim == 2 and "embed_tokens" not in name)
     return body, config.num_hidden_layers * config.hidden_size
 
 
@@ -101,7 +101,9 @@ def executed_flops_per_token(side, base, tokenizer, examples, args) -> float:
     return counter.get_total_flops() / figures["tokens"]
 
 
-def sides(args) -> dict:
+def side_table() -> dict:
+    """Every side by name; `chosen` picks the ones a run measures."""
+
     def lora_on(dtype):
         return lambda base: with_lora(copy.deepcopy(base).to(dtype))
 
@@ -124,9 +126,12 @@ def sides(args) -> dict:
         table[f"peftbench_bf16_weights_{name}"] = {
             "model": lora_on(torch.bfloat16), "flops_as": "peftbench_bf16_weights",
             "run": lambda m, t, e, a, speedups=speedups: run_peftbench(m, t, e, a, "packed", False, "bf16", **speedups)}
-    if not args.sides:
-        return {name: table[name] for name in table if not any(name.endswith(f"_{extra}") for extra in extras)}
-    return {name: table[name] for name in table if name in args.sides}
+    return table
+
+
+def chosen(table: dict, names) -> dict:
+    """`names`, or by default every side but the opt-in extras (which name their FLOP twin)."""
+    return {name: side for name, side in table.items() if (name in names if names else "flops_as" not in side)}
 
 
 def profile(side, base, tokenizer, examples, args) -> str:
@@ -146,11 +151,11 @@ def measure(side, base, tokenizer, examples, args) -> dict:
     model = side["model"](base)
     gc.collect()
     torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
     synchronize()
-    figures = side["run"](model, tokenizer, examples, args)
+    with PeakMemory(torch.device("cuda")) as memory:
+        figures = side["run"](model, tokenizer, examples, args)
     figures["tokens_per_s"] = figures["tokens"] / figures["seconds"]
-    figures["peak_cuda_allocated_bytes"] = torch.cuda.max_memory_allocated()
+    figures["peak_cuda_allocated_bytes"] = memory.peak_bytes
     del model
     return figures
 
@@ -185,18 +190,18 @@ def main() -> None:
     print(f"{sum(p.numel() for p in base.parameters()) / 1e9:.2f}B parameters ({body / 1e9:.2f}B in matmuls); "
           f"{seq:.0f} tokens per example; bf16 matmul {matmul:.0f} TFLOP/s")
 
-    table = sides(args)
+    every = side_table()
     if args.profile:
-        print(profile(sides(argparse.Namespace(sides=[args.profile]))[args.profile], base, tokenizer, examples, args))
+        print(profile(every[args.profile], base, tokenizer, examples, args))
         return
+    table = chosen(every, args.sides)
     warm = argparse.Namespace(**{**vars(args), "steps": 2})
     executed = {}
     for name, side in table.items():  # untimed warm-up, then one step under the FLOP counter
         measure(side, base, tokenizer, examples[: 2 * args.batch_size], warm)
         # compiled code and flex attention's kernels are beyond the counter: their plain twin
         # executes the same matmuls
-        counted = sides(argparse.Namespace(sides=[side["flops_as"]]))[side["flops_as"]] if "flops_as" in side else side
-        executed[name] = executed_flops_per_token(counted, base, tokenizer, examples, args)
+        executed[name] = executed_flops_per_token(every[side.get("flops_as", name)], base, tokenizer, examples, args)
     runs: dict[str, list[dict]] = {name: [] for name in table}
     for rep in range(args.reps):
         for name in (list(table) if rep % 2 == 0 else list(reversed(table))):

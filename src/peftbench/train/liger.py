@@ -46,12 +46,12 @@ def _apply_function(model_type: str):
     return MODEL_TYPE_TO_APPLY_LIGER_FN[model_type]
 
 
+_ADDED = object()  # marks a name that was not there before
+
+
 def _attribute_changes(before: dict, after: dict) -> dict:
-    """{name: value before, or a marker for names that were added} for what changed."""
+    """{name: value before, or _ADDED} for what changed."""
     return {name: before.get(name, _ADDED) for name, value in after.items() if before.get(name, _ADDED) is not value}
-
-
-_ADDED = object()
 
 
 def _undo(namespace: dict, changes: dict) -> None:

@@ -37,7 +37,7 @@ from peftbench.models import load_model, load_tokenizer
 from peftbench.models.loading import transformer_of
 from peftbench.tasks import TASKS
 from peftbench.train import sft, train_sft
-from peftbench.train.data import encode_examples
+from peftbench.train.data import BATCHERS, encode_examples, epoch_batches, real_tokens
 
 # a mixture with the length spread real SFT data has: short reviews, word problems,
 # code specs and longer passages
@@ -88,14 +88,28 @@ def run_baseline(model, tokenizer, examples, args, bf16: bool = False, attention
         max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="linear", logging_steps=10_000,
         save_strategy="no", report_to=[], seed=0, disable_tqdm=True, use_cpu=args.device == "cpu", dataloader_num_workers=0,
         bf16=bf16)
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    collator = PositionCounting(DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100))
     trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collator)
     start = time.perf_counter()
     output = trainer.train()
     synchronize()
     seconds = time.perf_counter() - start
     # one epoch of exactly steps x batch examples: every token is seen once
-    return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss}
+    return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss,
+            "positions": collator.positions}
+
+
+class PositionCounting:
+    """A collator that counts the positions (real tokens and padding) of the batches it makes:
+    the work a compute-bound step does is proportional to them."""
+
+    def __init__(self, collator):
+        self.collator, self.positions = collator, 0
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.positions += batch["input_ids"].numel()
+        return batch
 
 
 def synchronize() -> None:
@@ -116,7 +130,22 @@ def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, 
         result = train_sft(model, tokenizer, examples, cfg, show_progress=False)
         synchronize()
         seconds = time.perf_counter() - start
-    return {"seconds": seconds, "tokens": result.tokens, "mean_loss": sum(result.losses) / len(result.losses)}
+    positions, tokens = batch_positions(tokenizer, examples, cfg)
+    if tokens != result.tokens:  # the replay below must be the loop's own batches
+        raise RuntimeError(f"replayed batches hold {tokens} real tokens, the loop trained on {result.tokens}")
+    return {"seconds": seconds, "tokens": result.tokens, "mean_loss": sum(result.losses) / len(result.losses),
+            "positions": positions}
+
+
+def batch_positions(tokenizer, examples, cfg: TrainConfig) -> tuple[int, int]:
+    """(positions, real tokens) of the batches `train_sft` made for one epoch under `cfg`
+    (positions count padding too): its batch order depends only on the seed, so it is
+    replayed here."""
+    encoded = encode_examples(tokenizer, examples, cfg.max_length)
+    batches = list(epoch_batches(encoded, cfg.batch_size, cfg.seed, 0, cfg.group_by_length))
+    collate = BATCHERS[cfg.batching]
+    positions = sum(collate(batch, tokenizer.pad_token_id)["input_ids"].numel() for batch in batches)
+    return positions, sum(real_tokens(batch) for batch in batches)
 
 
 # fp32 on both sides is the like-for-like comparison; bf16 (autocast over float32 weights)
@@ -145,6 +174,7 @@ def measure(kind: str, variant: str, examples, args) -> dict:
     with PeakMemory(torch.device(args.device)) as memory:
         figures = VARIANTS[variant](model, tokenizer, examples, args)
     figures["tokens_per_s"] = figures["tokens"] / figures["seconds"]
+    figures["positions_per_token"] = figures["positions"] / figures["tokens"]  # 1.0: no padding
     figures["peak_rss_bytes" if args.device == "cpu" else "peak_cuda_allocated_bytes"] = memory.peak_bytes
     del model
     return figures
@@ -192,19 +222,26 @@ def main() -> None:
             figures = measure(args.model, variant, examples, args)
             runs[variant].append(figures)
             print(f"rep {rep} {variant:30s} {figures['tokens_per_s']:9.1f} tok/s  {figures['seconds']:6.2f} s  "
-                  f"peak memory {memory_bytes(figures) / 2**20:.0f} MiB")
+                  f"peak memory {memory_bytes(figures) / 2**20:.0f} MiB  positions/token {figures['positions_per_token']:.2f}")
 
     median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in variants}
     base = median["baseline_trainer_padded"]
+    positions = {v: runs[v][0]["positions_per_token"] for v in variants}  # the same batches every repetition
+    # On a compute-bound step the work is proportional to the positions; a side that only
+    # removes padding can gain at most the ratio of positions per real token
+    padding_bound = {v: positions["baseline_trainer_padded"] / positions[v] for v in variants}
     report = {
         **header("bench_train", args, left_out=("out", "work")), "model": args.model,
         "data": {"tasks": MIXTURE, "examples": len(examples), "length_min_median_max": [lengths[0], lengths[len(lengths) // 2], lengths[-1]]},
         "median_tokens_per_s": median,
         "ratio_vs_baseline": {v: median[v] / base for v in variants},
+        "positions_per_token": positions,
+        "padding_bound_vs_baseline": padding_bound,
         "runs": runs,
     }
     for variant in variants:
-        print(f"{variant:30s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}")
+        print(f"{variant:30s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}   "
+              f"positions/token {positions[variant]:.2f} (padding alone: x{padding_bound[variant]:.2f})")
     write(report, args.out)
 
 

@@ -7,6 +7,7 @@ They share one hyper-parameter set; each variant changes one switch of peft's Lo
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional, Union
 
@@ -82,6 +83,10 @@ class RsLora(_LoraBase):
         return {"use_rslora": True}
 
 
+# the start of the warning peft raises when its PiSSA-to-LoRA conversion loads the initial adapter
+PISSA_CONVERSION_WARNING = "PiSSA changes the base weights of the model"
+
+
 @register_method
 class Pissa(_LoraBase):
     name = "pissa"
@@ -107,7 +112,12 @@ class Pissa(_LoraBase):
         initial = getattr(model, self._INITIAL, None)
         if initial is None:  # a reloaded (already converted) adapter is a plain LoRA
             return super().save(model, path)
-        model.save_pretrained(str(path), path_initial_model_for_weight_conversion=str(initial))
+        # peft converts by loading the initial adapter beside the trained one, and then warns
+        # that PiSSA "should not be used with other adapters" and recommends this very
+        # conversion: the warning is about a misuse that is not happening
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=PISSA_CONVERSION_WARNING)
+            model.save_pretrained(str(path), path_initial_model_for_weight_conversion=str(initial))
 
 
 @register_method
@@ -127,6 +137,10 @@ class LoraPlus(_LoraBase):
             model=model, optimizer_cls=torch.optim.AdamW, lr=lr, loraplus_lr_ratio=params.lr_ratio,
             weight_decay=weight_decay,
         )
+
+
+# peft's warning for lora_A/lora_B tensors with a zero dimension (a regex, matched at the start)
+UNGATHERED_SHARDS_WARNING = r"Adapter '[^']*': \d+ LoRA tensor\(s\) have invalid shape"
 
 
 class AdaLoraParams(LoraParams):
@@ -159,6 +173,17 @@ class AdaLora(_LoraBase):
 
     def on_step(self, model, step):
         model.base_model.update_and_allocate(step)
+
+    def save(self, model, path):
+        # AdaLoRA saves each module at its final rank, so a module pruned to rank 0 writes
+        # zero-sized lora_A/lora_B, which peft's save check takes for ZeRO-3/FSDP shards that
+        # were not gathered. Outside a distributed run there are no shards to gather.
+        import torch.distributed as dist
+
+        with warnings.catch_warnings():
+            if not (dist.is_available() and dist.is_initialized()):
+                warnings.filterwarnings("ignore", message=UNGATHERED_SHARDS_WARNING)
+            super().save(model, path)
 
 
 class QLoraParams(LoraParams):

@@ -357,3 +357,45 @@ def test_sampling_is_seeded_and_repeated_prompts_run_once():
     assert generate(model, tok, samples, cfg, show_progress=False) == first
     assert len({tuple(first[i : i + 5]) for i in range(0, 15, 5)}) == 3
     assert all(len(set(first[i : i + 5])) > 1 for i in range(0, 15, 5))  # samples of one problem differ
+
+
+def greedy_by_forward(model, prompt: list[int], new_tokens: int, eos: int) -> list[int]:
+    """Greedy continuation by whole-sequence forward passes of one unpadded row, no cache,
+    up to EOS: the reference."""
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        for _ in range(new_tokens):
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+            ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+            if ids[0, -1] == eos:
+                break
+    return ids[0, len(prompt):].tolist()
+
+
+@pytest.mark.parametrize("name", ["prefix", "prompt", "ptuning", "lora+prompt"])
+def test_soft_prompt_methods_generate_what_their_forward_pass_predicts(name):
+    """Soft prompts and prefixes reach generation through peft's generate hooks, which must
+    inject them once, at the prefill (transformers 5.24 renamed the cache keyword those
+    hooks look for: peft then dropped the prefix and re-inserted prompts every step); and a
+    prompt's prediction must not depend on the length of the others in its batch (peft
+    drops the position ids of left-padded rows)."""
+    from peftbench.methods import METHODS, MethodContext
+
+    model, tok = micro()
+    method = METHODS.get(name)
+    torch.manual_seed(0)
+    model = method.attach(model, method.params({}), MethodContext(total_steps=4))
+    with torch.no_grad():  # a prefix or prompt strong enough to change every prediction
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.mul_(30)
+    model.eval()
+    texts = ["Leo has 7 pens. Leo gets 5 more.\nAnswer:", "Ana has 3 coins.\nAnswer:", "Ben has 4.\nAnswer:",
+             "Tom has 5 coins.\nAnswer:", "Ben has 6.\nAnswer:"]
+    prompts = [encode_prompt(tok, t) for t in texts]
+    assert len({len(p) for p in prompts}) < len(prompts) < 4 * len({len(p) for p in prompts})  # some lengths repeat
+    expected = [tok.decode(greedy_by_forward(model, p, 6, tok.eos_token_id), skip_special_tokens=True) for p in prompts]
+    base_model, _ = micro()
+    base = generate(base_model, tok, prompts, EvalConfig(max_new_tokens=6), show_progress=False)
+    assert expected != base  # the soft prompt matters here
+    assert generate(model, tok, prompts, EvalConfig(batch_size=4, max_new_tokens=6), show_progress=False) == expected

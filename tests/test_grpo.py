@@ -85,3 +85,27 @@ def test_a_suite_crosses_methods_with_training_modes():
     with pytest.raises(ConfigError, match="modes: grpo: .*select_best"):
         validate_suite_config({"methods": ["lora"], "tasks": [{"name": "micro-math", "validation_fraction": 0.1}],
                                "modes": ["sft", "grpo"], "train": {"select_best": True}})
+
+
+def test_grpo_samples_a_soft_prompt_model_with_its_prompt_inserted_once_per_generation(tmp_path, monkeypatch):
+    """TRL samples the completions through peft's generate, whose hooks insert the virtual
+    tokens when the KV cache is empty: at the prefill of each generation, never at a
+    decoding step (under transformers 5.24's cache keyword they saw no cache and inserted
+    them at every step)."""
+    from peft import PeftModelForCausalLM
+
+    calls = []  # per call of peft's hook: (a fresh generation, virtual tokens inserted)
+    hook = PeftModelForCausalLM.prepare_inputs_for_generation
+
+    def spy(self, *args, **kwargs):
+        inputs = hook(self, *args, **kwargs)
+        cache = inputs.get("past_key_values", inputs.get("cache"))
+        fresh = cache is None or not cache.get_seq_length()
+        calls.append((fresh, inputs.get("inputs_embeds") is not None))
+        return inputs
+
+    monkeypatch.setattr(PeftModelForCausalLM, "prepare_inputs_for_generation", spy)
+    _, metrics = _grpo_run(tmp_path, {"name": "prompt", "num_virtual_tokens": 4})
+    assert metrics["status"] == "done"
+    assert calls and any(fresh for fresh, _ in calls) and any(not fresh for fresh, _ in calls)
+    assert all(inserted == fresh for fresh, inserted in calls)

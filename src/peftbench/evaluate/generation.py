@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -11,7 +12,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 from peftbench.config import EvalConfig
 from peftbench.evaluate.batch_size import generation_rows
 from peftbench.evaluate.prefill import last_logits_only, left_pad, prefill
-from peftbench.models.compat import with_cache
+from peftbench.models.compat import peft_generation_sees_the_cache, with_cache
 from peftbench.progress import progress_bar
 
 
@@ -72,7 +73,10 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
     with decoding_as_configured(model), progress_bar(len(prompts), "generating", show_progress) as advance:
         start = 0
         while start < len(order):
-            chunk = order[start : start + generation_rows(model, cfg, len(prompts[order[start]]))]
+            rows = generation_rows(model, cfg, len(prompts[order[start]]))
+            if pads_shift_positions(model):
+                rows = min(rows, same_length_run(prompts, order, start))
+            chunk = order[start : start + rows]
             start += len(chunk)
             if compacts(model):
                 new_tokens = decode_compacting(model, tokenizer, [prompts[i] for i in chunk], cfg.max_new_tokens,
@@ -80,13 +84,35 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
             else:
                 ids, mask = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
                 stopping = StoppingCriteriaList([AnswerComplete(tokenizer, ids.shape[1], complete)]) if complete else None
-                out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=gen_cfg,
-                                     stopping_criteria=stopping)
+                with peft_generation_sees_the_cache(model), warnings.catch_warnings():
+                    # peft drops the position ids; the batch has no padding, so none are needed
+                    warnings.filterwarnings("ignore", message="Position ids are not supported")
+                    out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                         generation_config=gen_cfg, stopping_criteria=stopping)
                 new_tokens = out[:, ids.shape[1] :]
             for i, row in zip(chunk, new_tokens):
                 outputs[i] = tokenizer.decode(row, skip_special_tokens=True)
             advance(len(chunk))
     return outputs
+
+
+def pads_shift_positions(model) -> bool:
+    """peft's prompt learning (soft prompts, P-tuning, prefixes) drops the position ids that
+    `generate` computes for left-padded rows ("Position ids are not supported"), so in a
+    padded row the pads sit between the virtual tokens and the prompt and count as
+    positions: the prompt's tokens are further from the virtual ones than in training, and
+    a row's prediction would depend on its batch. Such models generate in batches of
+    prompts of one length, which need no padding."""
+    configs = getattr(model, "peft_config", None) or {}
+    return any(getattr(config, "is_prompt_learning", False) for config in configs.values())
+
+
+def same_length_run(prompts: Sequence[list[int]], order: Sequence[int], start: int) -> int:
+    """How many prompts from `order[start]` on have its length (`order` is sorted by length)."""
+    length, end = len(prompts[order[start]]), start
+    while end < len(order) and len(prompts[order[end]]) == length:
+        end += 1
+    return end - start
 
 
 def eos_token_ids(tokenizer) -> list[int]:

@@ -10,10 +10,15 @@ differences matter:
   scored-positions loss uses (`train/loss.py`); 5.19 takes a count or a 1D index only,
   so there the model computes its own loss (the same value, at the old cost);
 - 5.24 renamed the forward pass's `past_key_values` to `cache`, and the training
-  arguments' `gradient_checkpointing` to `activation_checkpointing`.
+  arguments' `gradient_checkpointing` to `activation_checkpointing`. peft 0.21's
+  generation hooks for soft prompts and prefixes still look for `past_key_values`
+  (`peft_generation_sees_the_cache`).
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 from torch import nn
 
@@ -64,3 +69,32 @@ def checkpointing_argument(args_class: type, on: bool) -> dict:
 
     names = {field.name for field in dataclasses.fields(args_class)}
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
+
+
+@contextmanager
+def peft_generation_sees_the_cache(model: nn.Module) -> Iterator[None]:
+    """Hand peft's generation hooks the KV cache under the name they read, while `generate` runs.
+
+    peft's `prepare_inputs_for_generation` injects a prefix (prefix tuning) or the virtual
+    token embeddings (prompt tuning, P-tuning) when the inputs it gets from the base model
+    carry no cache yet, and only then. From transformers 5.24 those inputs call the cache
+    `cache`, so peft saw none at any step: it put the prefix under `past_key_values`, which
+    the model then ignored for the `cache` it was also given, and prepended the virtual
+    tokens again at every decoding step. Renaming the cache back for peft restores its
+    prefill-only injection (tested against greedy decoding by whole forward passes)."""
+    prepare = getattr(model, "base_model_prepare_inputs_for_generation", None)
+    if prepare is None:  # not a peft model
+        yield
+        return
+
+    def with_cache_as_past_key_values(*args, **kwargs):
+        inputs = prepare(*args, **kwargs)
+        if "cache" in inputs and "past_key_values" not in inputs:
+            inputs["past_key_values"] = inputs.pop("cache")
+        return inputs
+
+    model.base_model_prepare_inputs_for_generation = with_cache_as_past_key_values
+    try:
+        yield
+    finally:
+        model.base_model_prepare_inputs_for_generation = prepare

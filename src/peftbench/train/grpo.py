@@ -19,7 +19,7 @@ from torch import nn
 
 from peftbench.config import TrainConfig
 from peftbench.metrics import get_metric
-from peftbench.models.compat import checkpointing_argument
+from peftbench.models.compat import checkpointing_argument, peft_generation_sees_the_cache
 from peftbench.models.loading import transformer_of
 from peftbench.progress import progress_bar
 from peftbench.prompting import render_prompt
@@ -130,7 +130,8 @@ def train_grpo(
             callbacks=[bridge],
         )
         trainer.remove_callback(PrinterCallback)  # our bridge logs; the printer would dump every dict to stdout
-        output = trainer.train()
+        with peft_generation_sees_the_cache(model):  # TRL samples through peft's generate
+            output = trainer.train()
     result.seconds = time.perf_counter() - start - bridge.paused
     result.steps = trainer.state.global_step
     tokens = output.metrics.get("num_input_tokens_seen") or trainer.state.num_input_tokens_seen

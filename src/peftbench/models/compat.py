@@ -17,6 +17,7 @@ differences matter:
 
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -56,8 +57,6 @@ def takes_position_masks() -> bool:
 def with_cache(model: nn.Module, cache) -> dict:
     """The keyword that hands `model.forward` a KV cache: `cache` from transformers 5.24
     (`past_key_values` is deprecated there, to go in 5.40), `past_key_values` before."""
-    import inspect
-
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     return {name: cache}
 
@@ -80,21 +79,33 @@ def peft_generation_sees_the_cache(model: nn.Module) -> Iterator[None]:
     carry no cache yet, and only then. From transformers 5.24 those inputs call the cache
     `cache`, so peft saw none at any step: it put the prefix under `past_key_values`, which
     the model then ignored for the `cache` it was also given, and prepended the virtual
-    tokens again at every decoding step. Renaming the cache back for peft restores its
-    prefill-only injection (tested against greedy decoding by whole forward passes)."""
-    prepare = getattr(model, "base_model_prepare_inputs_for_generation", None)
-    if prepare is None:  # not a peft model
+    tokens again at every decoding step. Here peft gets the cache as `past_key_values`, and
+    the model gets what peft returns under the name its forward takes (tested against
+    greedy decoding by whole forward passes)."""
+    from_base = getattr(model, "base_model_prepare_inputs_for_generation", None)
+    if from_base is None:  # not a peft model
         yield
         return
+    peft_hook = model.prepare_inputs_for_generation
+    takes_cache = "cache" in inspect.signature(model.get_base_model().forward).parameters
 
-    def with_cache_as_past_key_values(*args, **kwargs):
-        inputs = prepare(*args, **kwargs)
-        if "cache" in inputs and "past_key_values" not in inputs:
-            inputs["past_key_values"] = inputs.pop("cache")
-        return inputs
+    def for_peft(*args, **kwargs):
+        return _renamed(from_base(*args, **kwargs), "cache", "past_key_values")
 
-    model.base_model_prepare_inputs_for_generation = with_cache_as_past_key_values
+    def for_the_model(*args, **kwargs):
+        inputs = peft_hook(*args, **kwargs)
+        return _renamed(inputs, "past_key_values", "cache") if takes_cache else inputs
+
+    model.base_model_prepare_inputs_for_generation = for_peft
+    model.prepare_inputs_for_generation = for_the_model  # peft's generate hands the base model this
     try:
         yield
     finally:
-        model.base_model_prepare_inputs_for_generation = prepare
+        model.base_model_prepare_inputs_for_generation = from_base
+        del model.prepare_inputs_for_generation  # the class's method again
+
+
+def _renamed(inputs: dict, old: str, new: str) -> dict:
+    if old in inputs and new not in inputs:
+        inputs[new] = inputs.pop(old)
+    return inputs

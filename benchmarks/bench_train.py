@@ -23,6 +23,7 @@ import random
 import statistics
 import time
 from contextlib import nullcontext
+from itertools import islice
 from pathlib import Path
 from unittest.mock import patch
 
@@ -37,7 +38,7 @@ from peftbench.models import load_model, load_tokenizer
 from peftbench.models.loading import transformer_of
 from peftbench.tasks import TASKS
 from peftbench.train import sft, train_sft
-from peftbench.train.data import BATCHERS, encode_examples, epoch_batches, real_tokens
+from peftbench.train.data import BATCHERS, encode_examples, real_tokens
 
 # a mixture with the length spread real SFT data has: short reviews, word problems,
 # code specs and longer passages
@@ -138,11 +139,10 @@ def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, 
 
 
 def batch_positions(tokenizer, examples, cfg: TrainConfig) -> tuple[int, int]:
-    """(positions, real tokens) of the batches `train_sft` made for one epoch under `cfg`
-    (positions count padding too): its batch order depends only on the seed, so it is
-    replayed here."""
+    """(positions, real tokens) of the batches `train_sft` made under `cfg` (positions count
+    padding too): its batch stream depends only on the seed, so it is replayed here."""
     encoded = encode_examples(tokenizer, examples, cfg.max_length)
-    batches = list(epoch_batches(encoded, cfg.batch_size, cfg.seed, 0, cfg.group_by_length))
+    batches = list(islice(sft._micro_batches(encoded, cfg), cfg.max_steps * cfg.grad_accum))
     collate = BATCHERS[cfg.batching]
     positions = sum(collate(batch, tokenizer.pad_token_id)["input_ids"].numel() for batch in batches)
     return positions, sum(real_tokens(batch) for batch in batches)

@@ -71,10 +71,10 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], cfg: EvalConfig, sh
     choose = next_token_rule(cfg)
     model.eval()
     with decoding_as_configured(model), progress_bar(len(prompts), "generating", show_progress) as advance:
-        start = 0
+        start, one_length = 0, pads_shift_positions(model)
         while start < len(order):
             rows = generation_rows(model, cfg, len(prompts[order[start]]))
-            if pads_shift_positions(model):
+            if one_length:
                 rows = min(rows, same_length_run(prompts, order, start))
             chunk = order[start : start + rows]
             start += len(chunk)
@@ -103,8 +103,9 @@ def pads_shift_positions(model) -> bool:
     positions: the prompt's tokens are further from the virtual ones than in training, and
     a row's prediction would depend on its batch. Such models generate in batches of
     prompts of one length, which need no padding."""
-    configs = getattr(model, "peft_config", None) or {}
-    return any(getattr(config, "is_prompt_learning", False) for config in configs.values())
+    from peftbench.models.loading import is_peft_prompt_learning
+
+    return is_peft_prompt_learning(model)
 
 
 def same_length_run(prompts: Sequence[list[int]], order: Sequence[int], start: int) -> int:

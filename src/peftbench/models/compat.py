@@ -87,14 +87,13 @@ def peft_generation_sees_the_cache(model: nn.Module) -> Iterator[None]:
         yield
         return
     peft_hook = model.prepare_inputs_for_generation
-    takes_cache = "cache" in inspect.signature(model.get_base_model().forward).parameters
+    (model_keyword,) = with_cache(model.get_base_model(), None)
 
     def for_peft(*args, **kwargs):
         return _renamed(from_base(*args, **kwargs), "cache", "past_key_values")
 
     def for_the_model(*args, **kwargs):
-        inputs = peft_hook(*args, **kwargs)
-        return _renamed(inputs, "past_key_values", "cache") if takes_cache else inputs
+        return _renamed(peft_hook(*args, **kwargs), "past_key_values", model_keyword)
 
     model.base_model_prepare_inputs_for_generation = for_peft
     model.prepare_inputs_for_generation = for_the_model  # peft's generate hands the base model this

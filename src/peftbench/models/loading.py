@@ -90,3 +90,9 @@ def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrai
 def transformer_of(model) -> PreTrainedModel:
     """The transformers model inside a peft or hand-written wrapper (the first PreTrainedModel)."""
     return next(m for m in model.modules() if isinstance(m, PreTrainedModel))
+
+
+def is_peft_prompt_learning(model) -> bool:
+    """A peft model of the prompt-learning kind (soft prompt, P-tuning, prefix tuning)."""
+    configs = getattr(model, "peft_config", None) or {}
+    return any(getattr(config, "is_prompt_learning", False) for config in configs.values())

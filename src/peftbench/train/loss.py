@@ -22,16 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from peftbench.models.compat import takes_position_masks
-from peftbench.models.loading import transformer_of
+from peftbench.models.loading import is_peft_prompt_learning, transformer_of
 from peftbench.prompting import IGNORE_INDEX
 
 
 def prepends_virtual_tokens(model: nn.Module) -> bool:
     """Soft prompts (peft's prompt learning, or the LoRA + prompt hybrid's wrapper)."""
-    if getattr(model, "num_virtual_tokens", None):
-        return True
-    configs = getattr(model, "peft_config", None) or {}
-    return any(getattr(config, "is_prompt_learning", False) for config in configs.values())
+    return bool(getattr(model, "num_virtual_tokens", None)) or is_peft_prompt_learning(model)
 
 
 def adds_to_its_loss(model: nn.Module) -> bool:

@@ -69,7 +69,7 @@ def test_transfer_split_is_long_reviews():
 
 
 def test_code_references_are_tests_the_canonical_solution_passes():
-    from peftbench.metrics.code import check_programs
+    from peftbench.sandbox import check_programs
 
     examples = split_examples("code", "test")[:8]
     results = check_programs([e.answer.strip() for e in examples], [e.reference for e in examples])

@@ -120,3 +120,18 @@ def test_a_method_keeps_its_colour_and_marker_whatever_else_is_in_the_figure():
     # 25 methods: no two share colour + marker, so every point can be told apart by the legend
     assert len({(s["color"], s["marker"]) for s in many.values()}) == 25
     assert _style_of(["lora", "ia3", "full"])["lora"] == _style_of(["full", "ia3", "lora"])["lora"]
+
+
+def test_report_counts_sandbox_verdicts_with_rejected_values_apart(tmp_path):
+    from peftbench.report.build import grading_rows, write_markdown
+
+    def run(seed, counts):
+        return {"task": "micro-code", "method": "lora", "seed": seed,
+                "eval": {"grading": {"pass@1": {"counts": counts}}}}
+
+    results = [run(0, {"passed": 3, "failed": 1, "error": 0, "timeout": 0, "rejected": 2}),
+               run(1, {"passed": 1, "failed": 2, "error": 1, "timeout": 1, "rejected": 0}),
+               {"task": "micro-math", "method": "lora", "eval": {"scores": {"exact_match": 0.5}}}]
+    assert grading_rows(results) == [["micro-code", "lora", "pass@1", "4", "3", "1", "1", "2"]]
+    markdown = write_markdown(tmp_path, [], {}, {}, [], grading_rows(results)).read_text()
+    assert "## Code grading" in markdown and "| micro-code | lora | pass@1 | 4 | 3 | 1 | 1 | 2 |" in markdown

@@ -72,7 +72,7 @@ def test_transfer_pair_trains_on_sst2_and_tests_on_imdb():
 
 
 def test_humaneval_from_the_package_canonical_solutions_pass_and_a_wrong_one_fails():
-    from peftbench.metrics.code import check_programs
+    from peftbench.sandbox import check_programs
 
     task = TASKS.get("humaneval")
     examples = task.examples("test")

@@ -234,10 +234,20 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     return metrics
 
 
+def require_sandbox_for(task_names) -> None:
+    """Tasks graded by running generated code need the operating-system sandbox: refused
+    before any model loads where it cannot be set up (SandboxUnavailable says why)."""
+    if any(TASKS.get(name).executes_code for name in task_names):
+        from peftbench.sandbox import require_isolation
+
+        require_isolation()
+
+
 def check_launch(cfg: RunConfig) -> None:
     """Several processes train SFT runs only: GRPO's trainer would need its own launch setup.
-    A vLLM backend needs vllm installed, train.liger a CUDA device and liger-kernel: refused
-    before training, not after it."""
+    A vLLM backend needs vllm installed, train.liger a CUDA device and liger-kernel, a code
+    task the sandbox: refused before training, not after it."""
+    require_sandbox_for([cfg.task.name, *(t.name for t in (cfg.retention.tasks if cfg.retention else []))])
     if cfg.eval.backend == "vllm":
         require_vllm()
     if cfg.train.liger:
@@ -355,6 +365,7 @@ def evaluate_model(
     model=None, tokenizer=None, show_progress: bool = True,
 ) -> dict:
     """Evaluate a model (the base model unless one is given) on a task's eval split."""
+    require_sandbox_for([task_cfg.name])
     tokenizer = tokenizer or load_tokenizer(model_cfg)
     weights = plain_weights(model_cfg) if model is None else None  # the base as loaded, or the given model's own
     model = model or load_model(model_cfg)

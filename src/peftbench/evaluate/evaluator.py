@@ -10,7 +10,7 @@ from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.generation import generate
 from peftbench.evaluate.loglik import choose
 from peftbench.evaluate.vllm_backend import VllmModel, backend_of, hf_model_of
-from peftbench.metrics import get_metric
+from peftbench.metrics import Score, get_metric
 from peftbench.prompting import encode_answer, encode_prompt
 from peftbench.tasks.base import Example, Task
 
@@ -66,13 +66,19 @@ def evaluate_task(
     predictions, raw = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
     seconds = time.perf_counter() - start
     references = [e.grading_reference for e in examples]
-    scores = {name: get_metric(name)(_for_metric(name, predictions), references) for name in task.metrics}
+    graded = {name: get_metric(name)(_for_metric(name, predictions), references) for name in task.metrics}
     records = [
         {"prompt": e.prompt, "reference": e.answer, "output": o, "prediction": p}
         for e, o, p in zip(examples, raw, predictions)
     ]
+    details = {name: score.details for name, score in graded.items() if isinstance(score, Score)}
+    for name, found in details.items():  # each example's verdicts beside its prediction
+        for record, verdict in zip(records, found.pop("per_example", [])):
+            record.setdefault("grading", {})[name] = verdict
+    scores = {name: float(score) for name, score in graded.items()}
     return {
         "scores": scores,
+        **({"grading": details} if details else {}),
         "primary_metric": task.primary_metric,
         "score": scores[task.primary_metric],
         "samples": len(examples),

@@ -19,6 +19,16 @@ METRICS: Registry[Metric] = Registry("metric")
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 
 
+class Score(float):
+    """A metric's value that also says how it was reached (`details`: plain data, e.g.
+    pass@k's count of each sandbox verdict). It is a float wherever a number is wanted."""
+
+    def __new__(cls, value: float, details: dict):
+        score = super().__new__(cls, value)
+        score.details = details
+        return score
+
+
 def normalize_text(text: str) -> str:
     """Lower-case, drop punctuation, collapse whitespace (SQuAD-style normalisation)."""
     return " ".join(_PUNCT.sub(" ", text.lower()).split())

@@ -1,16 +1,13 @@
-"""Functional correctness of generated code: run it against tests in the sandbox."""
+"""Functional correctness of generated code: each program graded in the sandbox
+(peftbench.sandbox), pass@k over the verdicts, and how many of each verdict there were."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from math import comb
-from queue import Queue
-from typing import Mapping, Sequence, Union
+from typing import Sequence, Union
 
-from peftbench.metrics import METRICS, check_lengths
-from peftbench.metrics.sandbox import ExecutionResult, SandboxLimits, run_program
-from peftbench.metrics.sandbox_server import SandboxServer, server_supported
+from peftbench.metrics import METRICS, Score, check_lengths
+from peftbench.sandbox import STATUSES, check_programs
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -22,75 +19,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-# Runs an APPS-style program once per test case with the case's stdin, comparing stdout
-# (whitespace-insensitive, as the APPS harness does); call-based cases call `fn_name`.
-_STDIO_HARNESS = """
-import io, sys, contextlib
-_SOURCE = {source!r}
-_CASES = {cases!r}
-for _i, (_stdin, _expected) in enumerate(zip(_CASES["inputs"], _CASES["outputs"])):
-    if _CASES.get("fn_name"):
-        _scope = {{}}
-        exec(compile(_SOURCE, "solution.py", "exec"), _scope)
-        _fn = _scope.get(_CASES["fn_name"]) or getattr(_scope["Solution"](), _CASES["fn_name"])
-        _got = _fn(*_stdin)
-        _ok = _got == _expected or [_got] == _expected
-    else:
-        _out = io.StringIO()
-        sys.stdin = io.StringIO(_stdin if isinstance(_stdin, str) else "\\n".join(map(str, _stdin)))
-        with contextlib.redirect_stdout(_out):
-            exec(compile(_SOURCE, "solution.py", "exec"), {{"__name__": "__main__"}})
-        _want = _expected if isinstance(_expected, str) else "\\n".join(map(str, _expected))
-        _ok = _out.getvalue().split() == _want.split()
-    assert _ok, f"test case {{_i}} failed"
-"""
-
-
-def test_program(program: str, reference: Union[str, Mapping]) -> str:
-    """The file the sandbox runs. A reference is the tests (micro-code, MBPP), or
-    {"prefix", "tests"} where the model continues a given prefix (HumanEval's prompt: a
-    body and a full re-definition both work after it), or {"stdio": cases} (APPS)."""
-    if isinstance(reference, str):
-        return f"{program}\n\n{reference}\n"
-    if "stdio" in reference:
-        return _STDIO_HARNESS.format(source=program, cases=reference["stdio"])
-    return f"{reference['prefix']}{program}\n\n{reference['tests']}\n"
-
-
-def check_programs(programs: Sequence[str], tests: Sequence, limits: SandboxLimits = SandboxLimits(),
-                   workers: int = 4) -> list[ExecutionResult]:
-    """Each program followed by its tests, run in the sandbox: `workers` warm sandbox servers
-    in parallel, each forking a fresh sandboxed child per program (a one-shot interpreter
-    per program where the platform cannot run the server)."""
-    jobs = [test_program(program, test) for program, test in zip(programs, tests)]
-    with ExitStack() as stack:
-        if server_supported():
-            servers: Queue = Queue()
-            for _ in range(min(workers, len(jobs))):
-                servers.put(stack.enter_context(SandboxServer(limits)))
-
-            def run(job: str) -> ExecutionResult:
-                server = servers.get()  # one job at a time per server
-                try:
-                    return server.run(job)
-                finally:
-                    servers.put(server)
-        else:
-            def run(job: str) -> ExecutionResult:
-                return run_program(job, limits)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(run, jobs))
-
-
 def _samples(prediction: Union[str, Sequence[str]]) -> list[str]:
     return [prediction] if isinstance(prediction, str) else list(prediction)
 
 
 def pass_at_k_metric(k: int):
-    """pass@k over n samples per problem (a prediction may be a list of n samples)."""
+    """pass@k over n samples per problem (a prediction may be a list of n samples). The
+    score carries the count of each verdict (passed, failed, error, timeout, rejected: a
+    returned object that is not plain data) and each problem's verdicts."""
 
-    def metric(predictions: Sequence, references: Sequence) -> float:
+    def metric(predictions: Sequence, references: Sequence) -> Score:
         check_lengths(predictions, references)
         samples = [_samples(p) for p in predictions]
         too_few = [i for i, s in enumerate(samples) if len(s) < k]
@@ -99,8 +37,12 @@ def pass_at_k_metric(k: int):
                              f"{len(samples[too_few[0]])} (set eval.num_samples >= {k} with sampling)")
         flat = [(program, ref) for group, ref in zip(samples, references) for program in group]
         results = iter(check_programs([p for p, _ in flat], [r for _, r in flat]))
-        scores = [pass_at_k(len(group), sum(next(results).passed for _ in group), k) for group in samples]
-        return sum(scores) / len(scores) if scores else 0.0
+        verdicts = [[next(results) for _ in group] for group in samples]
+        scores = [pass_at_k(len(group), sum(v.passed for v in group), k) for group in verdicts]
+        counts = {status: sum(v.status == status for group in verdicts for v in group) for status in STATUSES}
+        per_example = [{"statuses": [v.status for v in group],
+                        "reason": next((v.reason for v in group if not v.passed), "")} for group in verdicts]
+        return Score(sum(scores) / len(scores) if scores else 0.0, {"counts": counts, "per_example": per_example})
 
     return metric
 

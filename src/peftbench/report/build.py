@@ -122,13 +122,35 @@ GEOMETRY_NOTE = ("best alpha: the point of the base-to-tuned interpolation path 
                  "'-': not analysed (peftbench analyze interpolate|spectral RUN).")
 
 
+GRADING_NOTE = ("Programs graded in the sandbox, summed over seeds. rejected: the program returned an object that is "
+                "not plain data (such as a str subclass that equals everything); it is never compared, so it "
+                "counts against the method, apart from wrong answers (failed) and crashes or early exits (error).")
+
+
+def grading_rows(results: list[dict]) -> list[list[str]]:
+    """[task, method, metric, passed, failed, error, timeout, rejected] for runs graded by execution."""
+    from peftbench.sandbox import STATUSES
+
+    totals: dict[tuple, dict] = {}
+    for run in results:
+        for metric, found in ((run.get("eval") or {}).get("grading") or {}).items():
+            key = (run.get("task"), run.get("method"), metric)
+            counts = totals.setdefault(key, dict.fromkeys(STATUSES, 0))
+            for status, n in (found.get("counts") or {}).items():
+                counts[status] = counts.get(status, 0) + n
+    return [[*map(str, key), *(str(counts[s]) for s in STATUSES)] for key, counts in sorted(totals.items())]
+
+
+GRADING_COLUMNS = ("task", "method", "metric", "passed", "failed", "error", "timeout", "rejected")
+
+
 def _markdown_table(rows: list[MethodSummary], task: str) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_values(r)) + " |" for r in rows if r.task == task]
     return "\n".join(lines)
 
 
-def write_markdown(out: Path, rows, bases, ranks, figures) -> Path:
+def write_markdown(out: Path, rows, bases, ranks, figures, grading=()) -> Path:
     parts = ["# peftbench report", "", "Scores are means over seeds with a 95% bootstrap CI; (n.s.): not significantly "
              "below the task's best method (paired permutation test over seeds, p >= 0.05).", ""]
     for task in sorted({r.task for r in rows}):
@@ -141,6 +163,10 @@ def write_markdown(out: Path, rows, bases, ranks, figures) -> Path:
         parts += ["## Stability vs plasticity", "", GEOMETRY_NOTE, "", "| " + " | ".join(GEOMETRY_COLUMNS) + " |",
                   "|" + "---|" * len(GEOMETRY_COLUMNS)]
         parts += ["| " + " | ".join(r) + " |" for r in geometry] + [""]
+    if grading:
+        parts += ["## Code grading", "", GRADING_NOTE, "", "| " + " | ".join(GRADING_COLUMNS) + " |",
+                  "|" + "---|" * len(GRADING_COLUMNS)]
+        parts += ["| " + " | ".join(r) + " |" for r in grading] + [""]
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for name, caption, png in figures:
         (out / "plots" / name).write_bytes(png)
@@ -156,7 +182,7 @@ th{background:#f0f4f8}td.num{text-align:right}tr.ns td{color:#7b8794}img{max-wid
 figure{margin:0}figcaption{font-size:13px;color:#52606d}"""
 
 
-def write_html(out: Path, rows, bases, ranks, figures) -> Path:
+def write_html(out: Path, rows, bases, ranks, figures, grading=()) -> Path:
     body = ["<h1>peftbench report</h1>",
             "<p>Scores: mean over seeds with a 95% bootstrap CI. Grey rows and <em>(n.s.)</em>: not significantly below "
             "the task's best method (paired permutation test over seeds, p &ge; 0.05).</p>"]
@@ -178,6 +204,12 @@ def write_html(out: Path, rows, bases, ranks, figures) -> Path:
                     + "".join(f"<th>{html.escape(c)}</th>" for c in GEOMETRY_COLUMNS) + "</tr>"
                     + "".join("<tr>" + "".join(f"<td{' class=num' if i > 1 else ''}>{html.escape(v)}</td>"
                                                for i, v in enumerate(r)) + "</tr>" for r in geometry)
+                    + "</table>")
+    if grading:
+        body.append(f"<h2>Code grading</h2><p>{html.escape(GRADING_NOTE)}</p><table><tr>"
+                    + "".join(f"<th>{html.escape(c)}</th>" for c in GRADING_COLUMNS) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td{' class=num' if i > 2 else ''}>{html.escape(v)}</td>"
+                                               for i, v in enumerate(r)) + "</tr>" for r in grading)
                     + "</table>")
     for name, caption, png in figures:
         data = base64.b64encode(png).decode()
@@ -201,4 +233,6 @@ def build_report(root: Path, out: Optional[Path] = None):
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(rows, bases)
-    return terminal_tables(rows, bases), write_markdown(out, rows, bases, ranks, figures), write_html(out, rows, bases, ranks, figures)
+    grading = grading_rows(results)
+    return (terminal_tables(rows, bases), write_markdown(out, rows, bases, ranks, figures, grading),
+            write_html(out, rows, bases, ranks, figures, grading))

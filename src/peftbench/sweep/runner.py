@@ -15,7 +15,8 @@ from rich.console import Console
 
 from peftbench.config import RunConfig, SuiteConfig, to_plain
 from peftbench.io import atomic_write_json, read_json
-from peftbench.run import METRICS_FILE, execute_base_eval, execute_run, method_label, run_dir, run_id
+from peftbench.run import (METRICS_FILE, execute_base_eval, execute_run, method_label, require_sandbox_for, run_dir,
+                           run_id)
 from peftbench.sweep import tuning
 from peftbench.sweep.executors import EXECUTORS, ExecutorOptions
 from peftbench.sweep.store import FINAL, STORE_FILE, ResultStore
@@ -121,6 +122,7 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
     console = console or Console(stderr=True)
     options = options or ExecutorOptions(show_progress=show_progress)
     execute = EXECUTORS.get(executor)
+    require_sandbox_for([t.name for t in suite.tasks] + [t.name for t in (suite.retention.tasks if suite.retention else [])])
     store = store_for(suite)
     for stale in store.reconcile():
         console.print(f"[yellow]resuming[/] {stale}: its process died mid-run")

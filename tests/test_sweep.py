@@ -196,3 +196,92 @@ def test_cpu_workers_follow_cores_runs_and_memory(monkeypatch):
     assert default_workers(unknown) == 1  # size unknown offline
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=3 * RUN_OVERHEAD_BYTES))
     assert default_workers(runs) == 1  # half of 3 GiB holds one run's 1 GiB + weights, not two
+
+
+def test_a_run_killed_twice_is_still_run_again_and_the_sweep_completes(tmp_path):
+    """Killed, restarted, killed again on the same run, restarted: the sweep finishes with
+    one row per run, every run done, and the run finished before the kills untouched."""
+    root = tmp_path / "runs" / "kill"
+    path = suite_yaml(tmp_path, [0, 1], max_steps=150)
+
+    def training(seed):
+        def check():
+            logs = [p for p in root.glob(f"*-s{seed}-*/train_log.jsonl") if p.stat().st_size > 0]
+            return logs and logs[0].parent
+        return check
+
+    first = sweep(path)
+    finished_dir = wait_for(lambda: next((p.parent for p in root.glob("*-s0-*/metrics.json")), None))
+    stamp = (finished_dir / "metrics.json").stat().st_mtime_ns
+    victim = wait_for(training(1))
+    for attempt in range(2):  # the same run, killed in two sweeps in a row
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        assert not (victim / "metrics.json").exists()
+        assert ResultStore(root / STORE_FILE).get(victim.name)["status"] == "running"
+        first = sweep(path)
+        if attempt == 0:
+            wait_for(lambda: (victim / "train_log.jsonl").is_file() and (victim / "train_log.jsonl").stat().st_size > 0
+                     and ResultStore(root / STORE_FILE).get(victim.name)["attempts"] == 2)
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    store = ResultStore(root / STORE_FILE)
+    rows = [r for r in store.rows() if r["method"] != "base"]
+    assert sorted(r["run_id"] for r in rows) == sorted([finished_dir.name, victim.name])
+    assert all(r["status"] == "done" for r in rows)
+    assert store.get(victim.name)["attempts"] == 3 and store.get(finished_dir.name)["attempts"] == 1
+    assert (finished_dir / "metrics.json").stat().st_mtime_ns == stamp
+    assert not list(root.rglob("*.tmp"))
+
+
+def test_failed_runs_wait_for_retry_failed_and_killed_ones_do_not(tmp_path):
+    from peftbench.config import validate_suite_config
+    from peftbench.sweep import run_suite
+
+    suite = validate_suite_config({
+        "name": "fails", "model": {"name": "tiny-random-llama", "device": "cpu"},
+        "methods": ["qlora"],  # needs CUDA: it raises when the run starts, on this CPU machine
+        "tasks": [{"name": "test-parity", "max_train": 16, "max_eval": 4}],
+        "train": {"max_steps": 1}, "output_dir": str(tmp_path / "runs")})
+    store = ResultStore(tmp_path / "runs" / "fails" / STORE_FILE)
+
+    def attempts():
+        (row,) = [r for r in store.rows() if r["method"] != "base"]
+        return row["status"], row["attempts"]
+
+    run_suite(suite, show_progress=False)
+    assert attempts() == ("failed", 1)
+    run_suite(suite, show_progress=False)
+    assert attempts() == ("failed", 1)  # a failure keeps its reason until asked
+    run_suite(suite, show_progress=False, retry_failed=True)
+    assert attempts() == ("failed", 2)
+
+
+def test_a_start_removes_what_killed_writers_left_and_keeps_live_ones(tmp_path):
+    from peftbench.io import _temporary_prefix, remove_stale_temporaries
+
+    folder = tmp_path / "runs" / "s"
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ours = folder / (_temporary_prefix(folder / "metrics.json") + "abc.tmp")
+    theirs = folder / ours.name.replace(f"-{os.getpid()}.", f"-{dead.pid}.")
+    ours.write_text("being written")
+    theirs.mkdir()
+    (theirs / "adapter.safetensors").write_text("half")
+    assert remove_stale_temporaries(tmp_path / "runs") == [theirs]
+    assert ours.exists() and not theirs.exists()
+
+
+def test_two_sweeps_of_one_suite_at_once_both_finish_every_run_once(tmp_path):
+    path = suite_yaml(tmp_path, [0, 1, 2], max_steps=10)
+    first, second = sweep(path), sweep(path)
+    outputs = [first.communicate(timeout=300), second.communicate(timeout=300)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    store = ResultStore(tmp_path / "runs" / "kill" / STORE_FILE)
+    rows = [r for r in store.rows() if r["method"] != "base"]
+    assert len(rows) == 3 and all(r["status"] == "done" and r["attempts"] == 1 for r in rows)
+    # the runs were shared out, and whichever sweep ran out of its own waited for the other's
+    assert {r["metrics"]["worker_pid"] for r in rows} <= {first.pid, second.pid}
+    assert any("waiting for" in err for _, err in outputs) or len({r["metrics"]["worker_pid"] for r in rows}) == 1
+    (base,) = (tmp_path / "runs" / "kill").glob("base-*")
+    assert len(list(base.glob("*.tmp"))) == 0 and (base / "metrics.json").is_file()

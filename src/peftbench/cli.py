@@ -71,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = ExecutorOptions(workers=args.workers, address=args.address, cpus_per_run=args.cpus_per_run,
                               gpus_per_run=args.gpus_per_run, show_progress=not args.no_progress)
-    results = run_suite(suite, show_progress=not args.no_progress, console=err, executor=args.executor, options=options)
+    results = run_suite(suite, show_progress=not args.no_progress, console=err, executor=args.executor, options=options,
+                        retry_failed=args.retry_failed)
     out.print(leaderboard_table(results, title=f"{suite.name} leaderboard"))
     return 1 if any(r["status"] == "failed" for r in results) else 0
 
@@ -301,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", nargs="?", help=f"suite YAML or shipped suite name (default: {DEFAULT_SUITE})")
     run.add_argument("--output-dir", help="where run directories go (default: the suite's output_dir, 'runs')")
     run.add_argument("--dry-run", action="store_true", help="validate and list the runs without training")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run again the runs that raised (killed runs are always run again)")
     run.add_argument("--executor", default="local",
                      help="local: worker processes on this machine; ray: one Ray task per run (default: local)")
     run.add_argument("--workers", type=int, help="local worker processes (default: one per GPU; on CPU one per core for grids of 16+ runs of a model that fits)")
@@ -394,7 +397,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except PeftbenchError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # one line, unwrapped
         return 2
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished runs are kept; run the same command again to resume")

@@ -8,6 +8,7 @@ own hyper-parameter model checks `method.*` and the task registry checks `task.n
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
@@ -21,7 +22,25 @@ DEFAULT_MODEL = "tiny-random-llama"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan pass `gt=0` (lr: 1e400 reads as inf) and diverge only after the model loaded
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# suite and run names become folder names under output_dir: no path separators, no '.' or '..'
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.' (it names a folder under output_dir)"
+
+
+def _folder_name(value: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(f"got {value!r}; use {NAME_RULE}")
+    return value
+
+
+def _output_folder(value: str) -> str:
+    if Path(value).exists() and not Path(value).is_dir():
+        raise ValueError(f"{value!r} is a file; give a folder for the runs (it is created if missing)")
+    return value
 
 
 class ModelConfig(_Strict):
@@ -47,7 +66,7 @@ class ModelConfig(_Strict):
 class MethodConfig(BaseModel):
     """A PEFT method by name; every other key is one of that method's hyper-parameters."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str = Field(min_length=1)
     # Methods differ in the learning rate they need (full fine-tuning ~1e-4, LoRA ~1e-3,
     # soft prompts ~1e-2, as in PEFT-Bench's protocol): a method entry may set its own.
@@ -232,7 +251,7 @@ class RetentionConfig(_Strict):
 class RunConfig(_Strict):
     """One training run: one model, one method, one task, one seed."""
 
-    suite: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
+    suite: str = "default"
     model: ModelConfig = ModelConfig()
     method: MethodConfig
     task: TaskConfig
@@ -240,6 +259,9 @@ class RunConfig(_Strict):
     eval: EvalConfig = EvalConfig()
     retention: Optional[RetentionConfig] = None
     output_dir: str = "runs"
+
+    _suite_name = field_validator("suite")(classmethod(lambda cls, v: _folder_name(v)))
+    _output_dir = field_validator("output_dir")(classmethod(lambda cls, v: _output_folder(v)))
 
 
 class EvalRequest(_Strict):
@@ -300,7 +322,7 @@ class AnalysisConfig(_Strict):
 class SuiteConfig(_Strict):
     """A grid of runs: methods x tasks x seeds under one protocol."""
 
-    name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = "default"
     model: ModelConfig = ModelConfig()
     methods: list[MethodConfig] = Field(min_length=1)
     tasks: list[TaskConfig] = Field(min_length=1)
@@ -314,6 +336,9 @@ class SuiteConfig(_Strict):
     modes: Optional[list[Literal["sft", "grpo"]]] = Field(
         None, min_length=1, description="train every method in each of these modes (SFT vs RL: PEFT-Arena's "
         "question); default: train.mode only")
+
+    _suite_name = field_validator("name")(classmethod(lambda cls, v: _folder_name(v)))
+    _output_dir = field_validator("output_dir")(classmethod(lambda cls, v: _output_folder(v)))
 
     def run_for(self, method: MethodConfig, task: TaskConfig, seed: int, suite: Optional[str] = None,
                 mode: Optional[str] = None) -> RunConfig:
@@ -339,7 +364,20 @@ class SuiteConfig(_Strict):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-4` as a float (YAML 1.1 wants `1.0e-4`)."""
+    """SafeLoader that reads `1e-4` as a float (YAML 1.1 wants `1.0e-4`) and refuses a key
+    given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]}): give each key once",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -353,6 +391,19 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where in the file, and what is wrong there."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"not valid YAML: {where}{' '.join(problem.split())}"
+
+
+def parse_yaml_documents(text: str) -> list[Any]:
+    """Every document of a multi-document YAML text, read as `parse_yaml` reads one."""
+    return list(yaml.load_all(text, Loader=_Loader))
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -360,7 +411,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError([("<yaml>", f"not valid YAML: {exc}")], source=str(path)) from None
+        raise ConfigError([("<yaml>", yaml_problem(exc))], source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("<file>", f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                            "is it the right file?")], source=str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError([("<root>", "the file must hold a mapping of fields")], source=str(path))
     return data
@@ -427,6 +481,8 @@ def _problems(exc: ValidationError, model_cls: type[BaseModel], prefix: str = ""
             message = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         elif err["type"] == "missing":
             message = "required field is missing"
+        elif err["type"] == "value_error":  # our own validators' messages say what they got
+            message = err["msg"].removeprefix("Value error, ")
         else:
             message = f"{err['msg']} (got {err.get('input')!r})"
         problems.append((_loc(loc, prefix), message))
@@ -555,6 +611,7 @@ def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunCo
     """Validate a raw run config and fill every method default, or raise ConfigError."""
     cfg = _validate(RunConfig, raw, source)
     method, problems = check_method(cfg.method, "method")
+    problems += _check_model(cfg.model)
     problems += _check_task(cfg.task, "task")
     if cfg.train.select_best:
         problems += _without_validation([cfg.task], lambda i: "train.select_best")
@@ -590,15 +647,39 @@ def _check_modes(cfg: "SuiteConfig") -> list[tuple[str, str]]:
     return problems
 
 
+def _repeated(items: list, field: str, what: str) -> list[tuple[str, str]]:
+    """A problem for each item equal to an earlier one: it would run (and show) twice."""
+    problems, first = [], {}
+    for i, item in enumerate(items):
+        key = json.dumps(item, sort_keys=True, default=str)
+        if key in first:
+            problems.append((f"{field}[{i}]", f"repeats {field}[{first[key]}] ({what}); list it once"))
+        first.setdefault(key, i)
+    return problems
+
+
+def _check_model(model: ModelConfig) -> list[tuple[str, str]]:
+    """A model name that can be nothing but a missing local path, or a hub id that cannot be
+    fetched offline, is refused before anything loads."""
+    from peftbench.models.names import model_name_problem
+
+    problem = model_name_problem(model.name, model.gguf_file)
+    return [("model.name", problem)] if problem else []
+
+
 def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> SuiteConfig:
     cfg = _validate(SuiteConfig, raw, source)
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = _check_model(cfg.model)
     methods = []
     for i, method in enumerate(cfg.methods):
         resolved, found = check_method(method, f"methods[{i}]")
         methods.append(resolved)
         problems += found
+    problems += _repeated([m.model_dump() if m else i for i, m in enumerate(methods)], "methods",
+                          "the same method with the same settings")
     tasks = expand_task_groups(cfg.tasks)
+    problems += _repeated([t.model_dump() for t in tasks], "tasks", "the same task with the same settings")
+    problems += _repeated(cfg.seeds, "seeds", "the same seed")
     for i, task in enumerate(tasks):
         problems += _check_task(task, f"tasks[{i}]")
     if cfg.train.select_best:

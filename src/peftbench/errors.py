@@ -16,6 +16,10 @@ class ConfigError(PeftbenchError, ValueError):
         self.problems = problems
         self.source = source
         where = f" in {source}" if source else ""
+        if len(problems) == 1:  # one fault, one line
+            field, message = problems[0]
+            super().__init__(f"invalid configuration{where}: {field}: {message}")
+            return
         lines = [f"invalid configuration{where}:"]
         lines += [f"  - {field}: {message}" for field, message in problems]
         super().__init__("\n".join(lines))

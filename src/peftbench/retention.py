@@ -18,7 +18,7 @@ from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, eval_iden
 from peftbench.evaluate import evaluate_task
 from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.vllm_backend import hf_model_of, plain_weights, scoring_model
-from peftbench.io import atomic_write_json, read_json
+from peftbench.io import atomic_write_json, file_lock, read_json
 from peftbench.train.data import encode_examples
 from peftbench.train.sft import validation_loss
 
@@ -80,10 +80,13 @@ def base_retention(output_dir: str, suite: str, model_cfg: ModelConfig, retentio
         return read_json(path)
     from peftbench.models import load_model, load_tokenizer
 
-    tokenizer = load_tokenizer(model_cfg)
-    with scoring_model(eval_cfg, load_model(model_cfg), tokenizer, weights=plain_weights(model_cfg)) as model:
-        scores = score_retention(model, tokenizer, retention, eval_cfg, show_progress)
-    atomic_write_json(path, scores)
+    with file_lock(path.with_name(f".{path.name}.lock")):  # another `peftbench run` of the suite may be on it
+        if path.is_file():
+            return read_json(path)
+        tokenizer = load_tokenizer(model_cfg)
+        with scoring_model(eval_cfg, load_model(model_cfg), tokenizer, weights=plain_weights(model_cfg)) as model:
+            scores = score_retention(model, tokenizer, retention, eval_cfg, show_progress)
+        atomic_write_json(path, scores)
     return scores
 
 

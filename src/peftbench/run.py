@@ -29,7 +29,7 @@ from peftbench.cost.pscp import PscpConstants, pscp
 from peftbench.errors import PeftbenchError
 from peftbench.evaluate import evaluate_task
 from peftbench.evaluate.vllm_backend import plain_weights, require_vllm, scoring_model
-from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, read_json
+from peftbench.io import JsonlLog, atomic_write_dir, atomic_write_json, atomic_write_yaml, file_lock, read_json
 from peftbench.methods import METHODS, MethodContext
 from peftbench.methods.base import NotMergeableError
 from peftbench.models import load_model, load_tokenizer
@@ -38,6 +38,7 @@ from peftbench.models.loading import model_source, resolve_device
 from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
+from peftbench.tasks.sources import DataSourceError
 from peftbench.train.liger import require_liger
 from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
@@ -133,6 +134,12 @@ def split_data(task, task_cfg: TaskConfig, need_train: bool = True, need_validat
         data["eval"] = data["validation"]
     else:
         data["eval"] = task.examples(eval_split, eval_cap, task_cfg.sample_seed)
+    for role, examples in data.items():
+        if not examples:  # an empty training set would loop forever looking for a batch
+            split = {"eval": eval_split}.get(role, role)
+            origin = (task_cfg.data_files or {}).get("train" if role == "validation" else split) or task.source
+            raise DataSourceError(f"{origin}: task {task.name!r} has no {split} examples; give a file with rows "
+                                  "in the dataset's schema")
     return data
 
 
@@ -149,6 +156,9 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     check_launch(cfg)
     if is_finished(out) and not force:
         return read_json(out / METRICS_FILE)
+    started = now()
+    task = resolve_task(cfg.task)  # bad data fails here, before anything is written or loaded
+    data = split_data(task, cfg.task, need_validation=cfg.train.select_best)
     main = is_main_process()  # of several under `accelerate launch`, only the main one writes
     show_progress = show_progress and main
     if main:
@@ -156,15 +166,10 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
             shutil.rmtree(out)  # leftovers of an interrupted attempt are never reused
         out.mkdir(parents=True)
         atomic_write_yaml(out / "config.yaml", to_plain(cfg))
-    started = now()
-
-    task = resolve_task(cfg.task)
-    data = split_data(task, cfg.task, need_validation=cfg.train.select_best)
     train_data, eval_data = data["train"], data["eval"]
     hashes = {"train": data_hash(train_data), "eval": data_hash(eval_data)}
     method = METHODS.get(cfg.method.name)
     params = method.params(cfg.method.params)
-    method.check_environment(params)  # e.g. qlora without CUDA: refuse before loading anything
     set_seed(cfg.train.seed)  # before attaching: adapter initialisation is seeded too
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, **method.load_kwargs(params))
@@ -234,6 +239,28 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     return metrics
 
 
+def require_model_reachable(model_cfg: ModelConfig) -> None:
+    """A hub id that cannot be fetched (offline, not cached) is refused before anything is written."""
+    from peftbench.models.names import model_name_problem
+
+    problem = model_name_problem(model_cfg.name, model_cfg.gguf_file, reachable=True)
+    if problem:
+        raise PeftbenchError(f"model.name: {problem}")
+
+
+def preflight(model_cfg: ModelConfig, tasks: list[TaskConfig], retention=None, need_validation: bool = False) -> None:
+    """Everything a suite needs that can be checked without a model: the model is reachable,
+    the sandbox is there for code tasks, and every task's data loads and is not empty.
+    Bad input ends here, in one line naming the file, before a run folder is written."""
+    require_model_reachable(model_cfg)
+    retention_tasks = list(retention.tasks) if retention else []
+    require_sandbox_for([t.name for t in tasks + retention_tasks])
+    for task_cfg in tasks:
+        split_data(resolve_task(task_cfg), task_cfg, need_validation=need_validation)
+    for task_cfg in retention_tasks:
+        eval_examples(resolve_task(task_cfg), task_cfg)
+
+
 def require_sandbox_for(task_names) -> None:
     """Tasks graded by running generated code need the operating-system sandbox: refused
     before any model loads where it cannot be set up (SandboxUnavailable says why)."""
@@ -247,7 +274,10 @@ def check_launch(cfg: RunConfig) -> None:
     """Several processes train SFT runs only: GRPO's trainer would need its own launch setup.
     A vLLM backend needs vllm installed, train.liger a CUDA device and liger-kernel, a code
     task the sandbox: refused before training, not after it."""
+    method = METHODS.get(cfg.method.name)
+    method.check_environment(method.params(cfg.method.params))  # e.g. qlora without CUDA
     require_sandbox_for([cfg.task.name, *(t.name for t in (cfg.retention.tasks if cfg.retention else []))])
+    require_model_reachable(cfg.model)
     if cfg.eval.backend == "vllm":
         require_vllm()
     if cfg.train.liger:
@@ -398,6 +428,14 @@ def execute_base_eval(
     out = base_eval_path(output_dir, suite, model_cfg, task_cfg, eval_cfg)
     if is_finished(out):
         return read_json(out / METRICS_FILE)
+    with file_lock(out.parent / f".{out.name}.lock"):  # another `peftbench run` of the suite may be on it
+        if is_finished(out):
+            return read_json(out / METRICS_FILE)
+        return _base_eval(out, suite, model_cfg, task_cfg, eval_cfg, show_progress)
+
+
+def _base_eval(out: Path, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig,
+               show_progress: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     started = now()
     evaluation = evaluate_model(model_cfg, task_cfg, eval_cfg, show_progress=show_progress)

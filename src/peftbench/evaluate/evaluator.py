@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 from peftbench.config import EvalConfig
+from peftbench.errors import PeftbenchError
 from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.generation import generate
 from peftbench.evaluate.loglik import choose
@@ -15,21 +16,52 @@ from peftbench.prompting import encode_answer, encode_prompt
 from peftbench.tasks.base import Example, Task
 
 
+def context_length(model) -> Optional[int]:
+    """How many positions the model attends over (None if its config does not say)."""
+    config = getattr(hf_model_of(model), "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def fit_to_context(task: Task, prompts: list[list[int]], room: Optional[int]) -> tuple[list[list[int]], int]:
+    """Prompts cut from the left to `room` tokens (the end, where the question is, stays, as
+    lm-evaluation-harness cuts), and how many were cut; a task whose rule is `refuse`
+    raises instead. A prompt beyond the model's context would otherwise be scored on
+    positions the model never learned, or allocate its attention for as long as it is."""
+    if room is None:
+        return prompts, 0
+    if room < 1:
+        raise PeftbenchError(f"task {task.name!r}: no room for a prompt in the model's context once the answer's "
+                             "tokens are reserved; lower max_new_tokens")
+    long = [len(p) for p in prompts if len(p) > room]
+    if long and task.long_prompts == "refuse":
+        raise PeftbenchError(f"task {task.name!r}: {len(long)} prompts are longer than the {room} tokens the model's "
+                             f"context leaves them (the longest has {max(long)}), and the task refuses to cut them "
+                             "(long_prompts: refuse); drop those examples or use a model with a longer context")
+    return [p[-room:] if len(p) > room else p for p in prompts], len(long)
+
+
 def _predict_generate(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
     """One completion per prompt, or `num_samples` of them (a list per example, for pass@k)."""
     n = cfg.num_samples
     if task.max_new_tokens:
         cfg = cfg.model_copy(update={"max_new_tokens": task.max_new_tokens})
-    prompts = [encode_prompt(tokenizer, e.prompt) for e in examples for _ in range(n)]
+    window = context_length(model)
+    prompts, cut = fit_to_context(task, [encode_prompt(tokenizer, e.prompt) for e in examples],
+                                  None if window is None else window - cfg.max_new_tokens)
+    prompts = [p for p in prompts for _ in range(n)]
     if isinstance(model, VllmModel):  # eval.backend: vllm
         raw = model.generate(tokenizer, prompts, cfg, show_progress)
     else:
         raw = generate(model, tokenizer, prompts, cfg, show_progress, complete=task.extraction_complete)
     predictions = [task.extract(text) for text in raw]
     if n == 1:
-        return predictions, raw
+        return predictions, raw, cut
     grouped = lambda xs: [xs[i : i + n] for i in range(0, len(xs), n)]  # noqa: E731
-    return grouped(predictions), grouped(raw)
+    return grouped(predictions), grouped(raw), cut
 
 
 def _for_metric(name: str, predictions: list) -> list:
@@ -44,13 +76,16 @@ def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, sho
     missing = [i for i, e in enumerate(examples) if not e.choices]
     if missing:
         raise ValueError(f"task {task.name!r} scores by log-likelihood but example {missing[0]} has no choices")
-    contexts = [encode_prompt(tokenizer, e.prompt) for e in examples]
     choices = [[encode_answer(tokenizer, c, with_eos=False) for c in e.choices] for e in examples]
+    window = context_length(model)
+    longest = max(len(c) for options in choices for c in options)
+    contexts, cut = fit_to_context(task, [encode_prompt(tokenizer, e.prompt) for e in examples],
+                                   None if window is None else window - longest)
     width = max(len(c) + max(map(len, options)) for c, options in zip(contexts, choices))
     rows = scoring_rows(model, cfg, width, sequences_per_row=max(map(len, choices)))  # one per choice
     picks = choose(model, tokenizer, contexts, choices, rows, show_progress)
     predictions = [e.choices[i] for e, i in zip(examples, picks)]
-    return predictions, predictions
+    return predictions, predictions, cut
 
 
 _PREDICTORS = {"generate": _predict_generate, "loglik": _predict_loglik}
@@ -61,9 +96,9 @@ def evaluate_task(
 ) -> dict:
     """Metrics plus per-example records (prompt, reference, raw output, prediction)."""
     if not examples:
-        raise ValueError(f"task {task.name!r}: no evaluation examples")
+        raise PeftbenchError(f"task {task.name!r}: no evaluation examples")
     start = time.perf_counter()
-    predictions, raw = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
+    predictions, raw, cut = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
     seconds = time.perf_counter() - start
     references = [e.grading_reference for e in examples]
     graded = {name: get_metric(name)(_for_metric(name, predictions), references) for name in task.metrics}
@@ -82,6 +117,7 @@ def evaluate_task(
         "primary_metric": task.primary_metric,
         "score": scores[task.primary_metric],
         "samples": len(examples),
+        "prompts_cut_to_context": cut,
         "seconds": seconds,
         "samples_per_s": len(examples) / seconds if seconds else None,
         "backend": backend_of(model) if task.scoring == "generate" else "transformers",

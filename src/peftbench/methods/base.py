@@ -39,7 +39,7 @@ class MethodUnavailableError(PeftbenchError):
 class MethodParams(BaseModel):
     """Base for each method's hyper-parameters: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

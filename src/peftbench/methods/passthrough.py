@@ -32,7 +32,7 @@ def config_fields(cls: type) -> list[str]:
 
 
 class PassthroughParams(MethodParams):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     peft_type: str
 
     @model_validator(mode="after")

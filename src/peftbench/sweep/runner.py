@@ -1,22 +1,26 @@
 """Run a suite: the base model once per task, then every run of the grid.
 
-Resumable: a run whose `metrics.json` exists is never redone; the store's `running`
-rows whose process died are reset and run again (up to `max_attempts`). A run that
-raises is recorded as failed with its reason, and the sweep goes on.
+Resumable, and safe to run twice at once: a run whose `metrics.json` exists is never
+redone; a run whose process was killed (`interrupted`) is run again by the next start,
+however often that happened before; a run that raised (`failed`) keeps its reason and is
+retried only when asked (`--retry-failed`). Runs another live `peftbench run` of the
+suite is doing are waited for, not started twice; the base model's evaluations are
+locked so that two starts compute each once.
 """
 
 from __future__ import annotations
 
+import time
 import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
 
 from peftbench.config import RunConfig, SuiteConfig, to_plain
-from peftbench.io import atomic_write_json, read_json
-from peftbench.run import (METRICS_FILE, execute_base_eval, execute_run, method_label, require_sandbox_for, run_dir,
-                           run_id)
+from peftbench.io import atomic_write_json, read_json, remove_stale_temporaries
+from peftbench.run import METRICS_FILE, execute_base_eval, execute_run, method_label, preflight, run_dir, run_id
 from peftbench.sweep import tuning
 from peftbench.sweep.executors import EXECUTORS, ExecutorOptions
 from peftbench.sweep.store import FINAL, STORE_FILE, ResultStore
@@ -64,34 +68,73 @@ def execute_tracked(cfg: RunConfig, store: ResultStore, show_progress: bool) -> 
     return metrics
 
 
-def _runnable(store: ResultStore, runs: list[RunConfig], max_attempts: int) -> list[RunConfig]:
+def _runnable(store: ResultStore, runs: list[RunConfig], interrupted_here: Counter, max_attempts: int,
+              retry_failed: bool, tried_here: set) -> list[RunConfig]:
+    """Runs to start now. A run killed `max_attempts` times within this start is left for the
+    next start (a run that kills its worker every time must not loop forever); a failed run
+    is retried once per start with `retry_failed`."""
     ready = []
     for cfg in runs:
         row = store.get(run_id(cfg))
-        if row["status"] in FINAL or row["status"] == "running":
+        status = row["status"]
+        if status in FINAL or status == "running":
             continue
-        if row["status"] == "interrupted" and row["attempts"] >= max_attempts:
-            store.finish(run_id(cfg), "failed", error=f"interrupted {row['attempts']} times (process killed)")
+        if status == "interrupted" and interrupted_here[run_id(cfg)] >= max_attempts:
             continue
-        if row["status"] == "failed" and row["attempts"] >= max_attempts:
+        if status == "failed" and (not retry_failed or run_id(cfg) in tried_here):
             continue
         ready.append(cfg)
     return ready
 
 
+def _running_elsewhere(store: ResultStore, runs: list[RunConfig]) -> list[dict]:
+    """Rows of `runs` that another live process holds (another `peftbench run` of the suite)."""
+    ids = {run_id(cfg) for cfg in runs}
+    return [row for row in store.rows("running") if row["run_id"] in ids]
+
+
 def _execute_all(runs: list[RunConfig], store: ResultStore, execute, options, console: Console,
-                 max_attempts: int) -> None:
-    """Register the runs and execute what is not finished, retrying killed ones."""
+                 max_attempts: int, retry_failed: bool = False, poll_s: float = 2.0) -> None:
+    """Register the runs and execute what is not finished, retrying killed ones, and wait for
+    the ones another process is running."""
     for cfg in runs:
         _register(store, cfg)
         _sync_from_disk(store, cfg)
-    while pending := _runnable(store, runs, max_attempts):
-        console.print(f"{len(pending)} of {len(runs)} runs to do")
-        execute(pending, store.path, options, console)
-        for stale in store.reconcile():  # a worker killed mid-run: its run goes back in the queue
-            console.print(f"[yellow]retrying[/] {stale}: its worker died mid-run")
-        if all(store.get(run_id(c))["status"] == "failed" for c in pending):
-            break  # everything left failed; the next sweep retries it
+    interrupted_here: Counter = Counter()
+    tried_here: set = set()
+    waiting_said = False
+    while True:
+        for stale in store.reconcile():  # a worker (or another sweep) killed mid-run: its run goes back in the queue
+            interrupted_here[stale] += 1
+            console.print(f"[yellow]retrying[/] {stale}: its process died mid-run")
+        pending = _runnable(store, runs, interrupted_here, max_attempts, retry_failed, tried_here)
+        if pending:
+            console.print(f"{len(pending)} of {len(runs)} runs to do")
+            tried_here.update(run_id(cfg) for cfg in pending)
+            execute(pending, store.path, options, console)
+            continue
+        elsewhere = _running_elsewhere(store, runs)
+        if not elsewhere:
+            break
+        if not waiting_said:
+            holders = sorted({f"{row['host']}:{row['pid']}" for row in elsewhere})
+            console.print(f"waiting for {len(elsewhere)} runs that another peftbench process ({', '.join(holders)}) "
+                          "is doing")
+            waiting_said = True
+        time.sleep(poll_s)
+    _say_what_is_left(store, runs, console, interrupted_here)
+
+
+def _say_what_is_left(store: ResultStore, runs: list[RunConfig], console: Console, interrupted_here: Counter) -> None:
+    rows = [store.get(run_id(cfg)) for cfg in runs]
+    failed = [r for r in rows if r["status"] == "failed"]
+    killed = [r for r in rows if r["status"] == "interrupted"]
+    if failed:
+        console.print(f"[red]{len(failed)} runs failed[/] (reasons in the store and each run's failure.json); "
+                      "fix the cause and run again with --retry-failed")
+    if killed:
+        console.print(f"[yellow]{len(killed)} runs were killed {max(interrupted_here.values())} times in a row[/] "
+                      "(out of memory?); run again to retry them")
 
 
 def _result(store: ResultStore, cfg: RunConfig) -> dict:
@@ -100,15 +143,14 @@ def _result(store: ResultStore, cfg: RunConfig) -> dict:
                               "task": cfg.task.name}
 
 
-def _tune(suite: SuiteConfig, execute, options, console: Console, max_attempts: int) -> list[RunConfig]:
+def _tune(suite: SuiteConfig, execute, options, console: Console, max_attempts: int,
+          retry_failed: bool = False) -> list[RunConfig]:
     """Run every method's trials on validation; return the final runs at the chosen points."""
     planned = tuning.trials(suite)
     console.print(f"[bold]tuning[/]: {suite.tuning.trials} trials per method and task ({len(planned)} runs, "
                   "scored on validation)")
     store = ResultStore(Path(suite.output_dir) / f"{suite.name}.trials" / STORE_FILE)
-    for stale in store.reconcile():
-        console.print(f"[yellow]resuming[/] {stale}: its process died mid-run")
-    _execute_all([t.run for t in planned], store, execute, options, console, max_attempts)
+    _execute_all([t.run for t in planned], store, execute, options, console, max_attempts, retry_failed)
     runs, record = tuning.choose(suite, planned, lambda cfg: _result(store, cfg))
     atomic_write_json(Path(suite.output_dir) / suite.name / "tuning.json", record)
     for choice in record:
@@ -118,14 +160,15 @@ def _tune(suite: SuiteConfig, execute, options, console: Console, max_attempts: 
 
 
 def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console | None = None,
-              max_attempts: int = 2, executor: str = "local", options: ExecutorOptions | None = None) -> list[dict]:
+              max_attempts: int = 2, executor: str = "local", options: ExecutorOptions | None = None,
+              retry_failed: bool = False) -> list[dict]:
     console = console or Console(stderr=True)
     options = options or ExecutorOptions(show_progress=show_progress)
     execute = EXECUTORS.get(executor)
-    require_sandbox_for([t.name for t in suite.tasks] + [t.name for t in (suite.retention.tasks if suite.retention else [])])
+    preflight(suite.model, suite.tasks, suite.retention, need_validation=suite.train.select_best or bool(suite.tuning))
+    for leftover in remove_stale_temporaries(Path(suite.output_dir) / suite.name):
+        console.print(f"removed {leftover.name}: an unfinished write of a process that was killed")
     store = store_for(suite)
-    for stale in store.reconcile():
-        console.print(f"[yellow]resuming[/] {stale}: its process died mid-run")
     results = []
     for task in suite.tasks:
         console.print(f"[bold]base model[/] on {task.name}")
@@ -135,8 +178,8 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
 
         console.print(f"[bold]base model[/] on the retention suite ({len(suite.retention.tasks)} tasks)")
         base_retention(suite.output_dir, suite.name, suite.model, suite.retention, suite.eval, show_progress)
-    runs = _tune(suite, execute, options, console, max_attempts) if suite.tuning else suite.expand()
-    _execute_all(runs, store, execute, options, console, max_attempts)
+    runs = _tune(suite, execute, options, console, max_attempts, retry_failed) if suite.tuning else suite.expand()
+    _execute_all(runs, store, execute, options, console, max_attempts, retry_failed)
     finished = [_result(store, cfg) for cfg in runs]
     if suite.analysis:
         from peftbench.analysis.of_run import analyze_finished

@@ -75,6 +75,9 @@ class Task:
     shots_from: str = "train"  # the split those examples are drawn from
     # the same task with k shots instead of its own; None: `with_few_shot`'s generic way
     using_few_shot: Optional[Callable[[int], "Task"]] = None
+    # a scored prompt longer than the model's context: cut from the left (lm-evaluation-
+    # harness's rule; counted in the results) or refuse to score the task
+    long_prompts: Literal["truncate", "refuse"] = "truncate"
 
     @property
     def primary_metric(self) -> str:

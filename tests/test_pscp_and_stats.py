@@ -34,3 +34,23 @@ def test_paired_test_known_cases():
     assert paired_permutation_test([0.8, 0.7, 0.9, 0.6, 0.75], [0.7, 0.6, 0.8, 0.5, 0.65]) == pytest.approx(2 / 32)
     # mixed signs: clearly not significant
     assert paired_permutation_test([0.8, 0.6, 0.7, 0.5], [0.7, 0.7, 0.6, 0.6]) > 0.5
+
+
+def test_t_interval_matches_a_hand_worked_example():
+    from peftbench.analysis.stats import t_interval
+
+    # mean 0.7, sd 0.1 (ddof 1), n 3: half-width t(0.975, 2) * 0.1 / sqrt(3) = 4.3027 * 0.057735 = 0.24841
+    interval = t_interval([0.6, 0.7, 0.8])
+    assert interval.mean == pytest.approx(0.7)
+    assert interval.low == pytest.approx(0.7 - 0.24841, abs=1e-4) and interval.high == pytest.approx(0.7 + 0.24841, abs=1e-4)
+    assert t_interval([0.4]).low == t_interval([0.4]).high == 0.4
+
+
+def test_paired_t_test_tells_three_consistent_seeds_apart_where_a_sign_flip_test_cannot():
+    from peftbench.analysis.stats import paired_t_test
+
+    best, other = [0.90, 0.95, 0.85], [0.60, 0.70, 0.55]  # differences 0.30, 0.25, 0.30
+    assert paired_permutation_test(best, other) == pytest.approx(0.25)  # 2 of 8 sign flips: never below 0.25
+    # hand-worked: mean 0.28333, sd 0.028868, t = 0.28333 / (0.028868 / sqrt 3) = 17.0, df 2 -> p = 0.00344
+    assert paired_t_test(best, other) == pytest.approx(0.00344, abs=2e-4)
+    assert paired_t_test([1.0, 1.0, 1.0], [0.5, 0.5, 0.5]) == 0.0 and paired_t_test(best, best) == 1.0

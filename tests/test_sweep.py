@@ -189,8 +189,8 @@ def test_cpu_workers_follow_cores_runs_and_memory(monkeypatch):
     from peftbench.config import load_suite_config
     from peftbench.sweep.executors import RUN_OVERHEAD_BYTES, default_workers
 
-    runs = load_suite_config(packaged_config("quickstart")).expand()  # 120 runs of the 3.1M micro model
-    assert default_workers(runs) == min(os.cpu_count(), 120 // 8)
+    runs = load_suite_config(packaged_config("all-methods")).expand()  # 66 runs of the 3.1M micro model
+    assert len(runs) == 66 and default_workers(runs) == min(os.cpu_count(), 66 // 8)
     assert default_workers(runs[:15]) == 1  # too few runs to pay for a second worker's start
     unknown = [r.model_copy(update={"model": r.model.model_copy(update={"name": "no/such-model-anywhere"})}) for r in runs]
     assert default_workers(unknown) == 1  # size unknown offline

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from peftbench.errors import PeftbenchError
 from peftbench.allocator import keep_freed_memory
-from peftbench.progress import quiet_library_output
+from peftbench.progress import WARNINGS_LOG_ENV, quiet_library_output, warnings_logged
 
 DEFAULT_SUITE = "quickstart"
 
@@ -45,7 +46,6 @@ def resolve_suite_path(value: Optional[str]) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from peftbench.config import load_suite_config
-    from peftbench.report.leaderboard import leaderboard_table
     from peftbench.sweep import run_suite
     from peftbench.launch import world_size
 
@@ -56,6 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     suite = load_suite_config(resolve_suite_path(args.suite), overrides)
     runs = suite.expand()
+    suite_dir = Path(suite.output_dir) / suite.name
     modes = f" x {len(suite.modes)} modes" if suite.modes else ""
     err.print(f"suite [bold]{suite.name}[/]: {len(runs)} runs ({len(suite.methods)} methods x "
               f"{len(suite.tasks)} tasks x {len(suite.seeds)} seeds{modes}) -> {Path(suite.output_dir) / suite.name}")
@@ -71,10 +72,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = ExecutorOptions(workers=args.workers, address=args.address, cpus_per_run=args.cpus_per_run,
                               gpus_per_run=args.gpus_per_run, show_progress=not args.no_progress)
+    os.environ[WARNINGS_LOG_ENV] = str(suite_dir / "warnings.log")  # this process and its workers
     results = run_suite(suite, show_progress=not args.no_progress, console=err, executor=args.executor, options=options,
                         retry_failed=args.retry_failed)
-    out.print(leaderboard_table(results, title=f"{suite.name} leaderboard"))
+    print_leaderboard(results, suite_dir)
+    logged = warnings_logged()
+    if logged and not args.verbose:
+        err.print(f"{logged} distinct library warnings went to {suite_dir / 'warnings.log'} (--verbose shows them)")
     return 1 if any(r["status"] == "failed" for r in results) else 0
+
+
+def print_leaderboard(results: list[dict], suite_dir: Path) -> None:
+    """Per task: each method's mean and 95% interval over seeds, its change against the base
+    model, whether it learned, and a one-line verdict; then report.md and report.html."""
+    from peftbench.report.build import LEGEND, build_report, gap_tables, terminal_tables
+    from peftbench.report.summary import base_scores, summarise
+
+    rows = summarise(results)
+    unfinished = [r for r in results if r.get("status") not in ("done", None) and r.get("method") != "base"]
+    for run in unfinished:
+        why = run.get("error") or (run.get("train") or {}).get("reason") or ""
+        out.print(f"did not finish: {run.get('run_id')} ({run.get('status')}{': ' + why if why else ''})",
+                  highlight=False, soft_wrap=True)
+    if not rows:
+        for task, score in sorted(base_scores(results).items()):
+            out.print(f"base model on {task}: {100 * score:.1f}")
+        out.print("no run finished: nothing to compare with the base model")
+        return
+    for table in terminal_tables(rows, base_scores(results)) + gap_tables(results):
+        out.print(table)
+    out.print(LEGEND, style="dim")
+    _, markdown, page = build_report(suite_dir, run_ids={r.get("run_id") for r in results})
+    err.print(f"report: {markdown} and {page}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -296,6 +325,7 @@ def _common(parser: argparse.ArgumentParser, overrides: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="peftbench", description="Compare parameter-efficient fine-tuning methods.")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a suite (methods x tasks x seeds) and print the leaderboard")
@@ -387,12 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list registered methods or tasks")
     ls.add_argument("what", choices=["methods", "tasks"])
     ls.set_defaults(func=cmd_list)
+    for command in sub.choices.values():  # `peftbench run --verbose` as well as `peftbench --verbose run`
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
+
+
+VERBOSE_HELP = "also print library warnings in the terminal (they always go to the suite's warnings.log)"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_library_output()
+    quiet_library_output(verbose=args.verbose)
     keep_freed_memory()
     try:
         return args.func(args)

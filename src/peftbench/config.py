@@ -102,11 +102,18 @@ class TaskConfig(_Strict):
     few_shot: Optional[int] = Field(
         None, ge=0, description="k solved training examples (a fixed seeded draw) in front of every prompt scored; "
         "training prompts carry none. Default: the task's own (zero-shot for all built-in tasks)")
+    transfer: Optional[list["TaskConfig"]] = Field(
+        None, description="other tasks the trained model is also scored on, each with its own templates and "
+        "data (train on SST-2, test on IMDB); each is a leaderboard task of its own, 'this -> that', against "
+        "the base model on it, with the gap to this task's score")
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+
+TaskConfig.model_rebuild()
 
 
 class GrpoConfig(_Strict):
@@ -530,6 +537,11 @@ def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tupl
         problems.append((f"{prefix}.few_shot", f"task {task.name!r} has no {spec.shots_from!r} split to draw solved "
                          f"examples from (splits: {', '.join(spec.splits)}); give data_files.{spec.shots_from} "
                          "or leave few_shot out"))
+    for i, other in enumerate(task.transfer or []):
+        if other.transfer:
+            problems.append((f"{prefix}.transfer[{i}].transfer", "a transfer task is only scored; it has no "
+                             "transfer tasks of its own"))
+        problems += _check_task(other, f"{prefix}.transfer[{i}]", trains=False)
     if task.eval_split == "validation" and not _has_validation(spec, task):
         problems.append((f"{prefix}.eval_split", _NO_VALIDATION.format(name=task.name, splits=", ".join(spec.splits))))
     elif task.eval_split and task.eval_split != "validation" and task.eval_split not in spec.splits:
@@ -730,7 +742,7 @@ def model_identity(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def task_identity(cfg: TaskConfig) -> dict[str, Any]:
-    return _unset_left_out(cfg, "max_new_tokens", "few_shot")
+    return _unset_left_out(cfg, "max_new_tokens", "few_shot", "transfer")
 
 
 def eval_identity(cfg: EvalConfig) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -34,15 +37,72 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
         yield advance
 
 
-def quiet_library_output() -> None:
-    """Our own progress bars report the work; the libraries' per-file bars and their
-    deprecation notices about each other only add noise (the CLI and every sweep worker)."""
+# Where library warnings go (set by `peftbench run` to the suite's folder; inherited by
+# sweep workers through the environment).
+WARNINGS_LOG_ENV = "PEFTBENCH_WARNINGS_LOG"
+VERBOSE_ENV = "PEFTBENCH_VERBOSE"
+
+
+class _WarningSink:
+    """Each distinct library warning once per process: to the warnings log when one is set,
+    to the terminal only with --verbose. The terminal is for progress, results and errors."""
+
+    def __init__(self) -> None:
+        self.verbose = False
+        self.seen: set[str] = set()
+
+    def emit(self, text: str) -> None:
+        text = " ".join(text.split())
+        if text in self.seen:
+            return
+        self.seen.add(text)
+        if self.verbose:
+            sys.stderr.write(f"warning: {text}\n")
+        path = os.environ.get(WARNINGS_LOG_ENV)
+        if path:
+            try:
+                with open(path, "a", encoding="utf-8") as log:
+                    log.write(text + "\n")
+            except OSError:
+                pass
+
+    def show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
+        self.emit(f"{category.__name__}: {message} ({filename}:{lineno})")
+
+
+class _LoggingToSink(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        SINK.emit(f"{record.name}: {record.getMessage()}")
+
+
+SINK = _WarningSink()
+
+
+def quiet_library_output(verbose: bool = False) -> None:
+    """Our own progress bars report the work; the libraries' per-file bars go, and their
+    warnings (deprecation notices about each other, peft's notes on layers it leaves alone)
+    go to the warnings log, once each, or to the terminal with --verbose (the CLI and every
+    sweep worker)."""
     import warnings
 
     from transformers.utils import logging as hf_logging
 
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # sweep workers print them too
+    SINK.verbose = verbose or os.environ.get(VERBOSE_ENV) == "1"
     hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
-    # BOFT on a machine without its CUDA kernel says so, and that it falls back, on every run
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"peft\.tuners\.boft\..*")
+    hf_logging.set_verbosity_warning()
+    hf_logging.disable_default_handler()
+    root = hf_logging.get_logger()
+    if not any(isinstance(handler, _LoggingToSink) for handler in root.handlers):
+        root.addHandler(_LoggingToSink())
+    warnings.showwarning = SINK.show_warning
+
+
+def warnings_logged() -> int:
+    """How many distinct warnings the log holds."""
+    path = os.environ.get(WARNINGS_LOG_ENV)
+    if not path or not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as log:
+        return len({line for line in log if line.strip()})

@@ -159,6 +159,8 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     started = now()
     task = resolve_task(cfg.task)  # bad data fails here, before anything is written or loaded
     data = split_data(task, cfg.task, need_validation=cfg.train.select_best)
+    transfer = {other.name: (resolve_task(other), other) for other in cfg.task.transfer or []}
+    transfer_data = {name: eval_examples(*pair) for name, pair in transfer.items()}
     main = is_main_process()  # of several under `accelerate launch`, only the main one writes
     show_progress = show_progress and main
     if main:
@@ -229,6 +231,12 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
             metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
                                             "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
             metrics["pscp"] = pscp_of(metrics)
+            if transfer:  # the same model on the other tasks (trained on SST-2, scored on IMDB)
+                metrics["transfer"] = {}
+                for name, (other, _) in transfer.items():
+                    scored_on = evaluate_task(scored, tokenizer, other, transfer_data[name], cfg.eval, show_progress)
+                    atomic_write_json(out / f"predictions-{name}.json", scored_on.pop("records"))
+                    metrics["transfer"][name] = scored_on
             if cfg.retention:
                 tuned = score_retention(scored, tokenizer, cfg.retention, cfg.eval, show_progress)
                 metrics["retention"] = compare(base, tuned)
@@ -253,11 +261,11 @@ def preflight(model_cfg: ModelConfig, tasks: list[TaskConfig], retention=None, n
     the sandbox is there for code tasks, and every task's data loads and is not empty.
     Bad input ends here, in one line naming the file, before a run folder is written."""
     require_model_reachable(model_cfg)
-    retention_tasks = list(retention.tasks) if retention else []
-    require_sandbox_for([t.name for t in tasks + retention_tasks])
+    scored_only = [other for t in tasks for other in t.transfer or []] + (list(retention.tasks) if retention else [])
+    require_sandbox_for([t.name for t in tasks + scored_only])
     for task_cfg in tasks:
         split_data(resolve_task(task_cfg), task_cfg, need_validation=need_validation)
-    for task_cfg in retention_tasks:
+    for task_cfg in scored_only:
         eval_examples(resolve_task(task_cfg), task_cfg)
 
 
@@ -276,7 +284,8 @@ def check_launch(cfg: RunConfig) -> None:
     task the sandbox: refused before training, not after it."""
     method = METHODS.get(cfg.method.name)
     method.check_environment(method.params(cfg.method.params))  # e.g. qlora without CUDA
-    require_sandbox_for([cfg.task.name, *(t.name for t in (cfg.retention.tasks if cfg.retention else []))])
+    require_sandbox_for([cfg.task.name, *(t.name for t in cfg.task.transfer or []),
+                         *(t.name for t in (cfg.retention.tasks if cfg.retention else []))])
     require_model_reachable(cfg.model)
     if cfg.eval.backend == "vllm":
         require_vllm()
@@ -415,7 +424,8 @@ def evaluate_saved_run(path: str | Path, cfg: RunConfig, model, tokenizer, show_
 
 
 def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:
-    key = json.dumps([model_identity(model_cfg), task_identity(task_cfg), eval_identity(eval_cfg)], sort_keys=True)
+    scored = task_cfg.model_copy(update={"transfer": None})  # the base on this task, whatever it transfers to
+    key = json.dumps([model_identity(model_cfg), task_identity(scored), eval_identity(eval_cfg)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return Path(output_dir) / suite / f"base-{task_cfg.name}-{digest}"
 

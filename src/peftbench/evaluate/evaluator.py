@@ -106,14 +106,20 @@ def evaluate_task(
         {"prompt": e.prompt, "reference": e.answer, "output": o, "prediction": p}
         for e, o, p in zip(examples, raw, predictions)
     ]
-    details = {name: score.details for name, score in graded.items() if isinstance(score, Score)}
+    details = {name: dict(score.details) for name, score in graded.items() if isinstance(score, Score)}
+    per_item = {name: found.pop("per_item", None) for name, found in details.items()}
     for name, found in details.items():  # each example's verdicts beside its prediction
         for record, verdict in zip(records, found.pop("per_example", [])):
             record.setdefault("grading", {})[name] = verdict
+    details = {name: found for name, found in details.items() if found}
     scores = {name: float(score) for name, score in graded.items()}
+    item_scores = per_item.get(task.primary_metric)
     return {
         "scores": scores,
         **({"grading": details} if details else {}),
+        # the primary metric item by item (when it is a mean over items): lets a difference
+        # against the base be tested on the same items, not only across seeds
+        **({"item_scores": item_scores} if item_scores is not None and len(item_scores) == len(examples) else {}),
         "primary_metric": task.primary_metric,
         "score": scores[task.primary_metric],
         "samples": len(examples),

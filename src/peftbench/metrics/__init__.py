@@ -34,8 +34,14 @@ def normalize_text(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
+def mean_of_items(values: Sequence[float]) -> "Score":
+    """The mean of per-item scores, carrying them (`details["per_item"]`): a difference
+    between two models on the same items can then be tested item by item."""
+    values = [float(v) for v in values]
+    return Score(sum(values) / len(values) if values else 0.0, {"per_item": values})
+
+
+_mean = mean_of_items
 
 
 def check_lengths(predictions: Sequence[str], references: Sequence[str]) -> None:
@@ -75,6 +81,14 @@ def get_metric(name: str) -> Metric:
 
         return pass_at_k_metric(int(name[5:]))
     return METRICS.get(name)
+
+
+SIGNED_METRICS = ("pearson", "spearman", "mcc")  # correlations: [-1, 1]; every other metric is in [0, 1]
+
+
+def metric_range(name: str) -> tuple[float, float]:
+    """The values a metric can take: an interval over seeds is clipped to them."""
+    return (-1.0, 1.0) if name in SIGNED_METRICS else (0.0, 1.0)
 
 
 def is_known_metric(name: str) -> bool:

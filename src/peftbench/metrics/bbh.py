@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from peftbench.metrics import METRICS, check_lengths
+from peftbench.metrics import METRICS, check_lengths, mean_of_items
 
 HARNESS_STOP = ("</s>", "Q:", "<|im_end|>")
 _IGNORED = (r"\.$", ",", "\n", r"\\", '"')
@@ -32,11 +32,11 @@ def _first_line(text: str) -> str:
 def bbh_strict(predictions: Sequence[str], references: Sequence[str]) -> float:
     check_lengths(predictions, references)
     hits = [harness_normalise(p) == harness_normalise(r) for p, r in zip(predictions, references)]
-    return sum(hits) / len(hits) if hits else 0.0
+    return mean_of_items(hits)
 
 
 @METRICS.decorator("bbh_first_line")
 def bbh_first_line(predictions: Sequence[str], references: Sequence[str]) -> float:
     check_lengths(predictions, references)
     hits = [harness_normalise(_first_line(p)) == harness_normalise(r.strip()) for p, r in zip(predictions, references)]
-    return sum(hits) / len(hits) if hits else 0.0
+    return mean_of_items(hits)

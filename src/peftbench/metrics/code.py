@@ -42,7 +42,8 @@ def pass_at_k_metric(k: int):
         counts = {status: sum(v.status == status for group in verdicts for v in group) for status in STATUSES}
         per_example = [{"statuses": [v.status for v in group],
                         "reason": next((v.reason for v in group if not v.passed), "")} for group in verdicts]
-        return Score(sum(scores) / len(scores) if scores else 0.0, {"counts": counts, "per_example": per_example})
+        return Score(sum(scores) / len(scores) if scores else 0.0,
+                     {"counts": counts, "per_example": per_example, "per_item": scores})
 
     return metric
 

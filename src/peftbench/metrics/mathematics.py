@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from peftbench.metrics import METRICS, check_lengths
+from peftbench.metrics import METRICS, check_lengths, mean_of_items
 
 
 def _as_math(text: str) -> str:
@@ -27,4 +27,4 @@ def math_equal(prediction: str, reference: str) -> bool:
 @METRICS.decorator("math_em")
 def math_exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
     check_lengths(predictions, references)
-    return sum(math_equal(p, r) for p, r in zip(predictions, references)) / len(references) if references else 0.0
+    return mean_of_items([math_equal(p, r) for p, r in zip(predictions, references)])

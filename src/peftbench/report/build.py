@@ -15,7 +15,7 @@ from peftbench.analysis.trajectory import TRAJECTORY_FILE
 from peftbench.config import load_yaml
 from peftbench.io import atomic_write_text, read_json
 from peftbench.report import plots
-from peftbench.report.summary import MethodSummary, base_scores, mean_ranks, summarise
+from peftbench.report.summary import MethodSummary, base_scores, mean_ranks, summarise, transfer_gaps, verdict
 from peftbench.run import METRICS_FILE
 
 
@@ -45,27 +45,62 @@ def _score(row: MethodSummary) -> str:
     return text + (" (n.s.)" if row.not_significant else "")
 
 
-COLUMNS = ("rank", "method", "score % [95% CI]", "seeds", "retention %", "forgetting pts", "PSCP", "trainable %",
-           "peak mem GB", "train tok/s", "latency ms")
+BASE_MARKS = {"above": "↑", "below": "↓", "same": "≈"}
+
+
+def _vs_base(row: MethodSummary) -> str:
+    if row.vs_base is None:
+        return "-"
+    return f"{row.vs_base:+.1f} {BASE_MARKS.get(row.against_base or '', '')}".rstrip()
+
+
+def _learned(row: MethodSummary) -> str:
+    measured = [r for r in row.runs if (r.get("train") or {}).get("first_loss") is not None]
+    return f"{len(measured) - row.not_learned}/{len(measured)}" if measured else "-"
+
+
+COLUMNS = ("rank", "method", "score % [95% CI]", "vs base", "learned", "seeds", "retention %", "forgetting pts", "PSCP",
+           "trainable %", "peak mem GB", "train tok/s", "latency ms")
+
+LEGEND = ("score: mean over seeds with a 95% t interval; (n.s.): not significantly below the task's best method "
+          "(paired t-test over seeds, p >= 0.05). vs base: points against the base model; ↑ / ↓: above / below it "
+          "beyond doubt, ≈: indistinguishable from it (95% interval of the difference, from the seeds and, where "
+          "the metric is a mean over items, from the test items too). learned: runs whose training loss fell below "
+          "90% of where it began.")
 
 
 def _values(row: MethodSummary) -> list[str]:
     retention = None if row.retention is None else 100 * row.retention
-    return [str(row.rank), row.method, _score(row), str(len(row.scores)), _cell(retention, ".1f"),
-            _cell(row.forgetting_points, "+.1f"), _cell(row.pscp, ".2f"),
+    return [str(row.rank), row.method, _score(row), _vs_base(row), _learned(row), str(len(row.scores)),
+            _cell(retention, ".1f"), _cell(row.forgetting_points, "+.1f"), _cell(row.pscp, ".2f"),
             _cell(row.trainable_percent, ".3f"), _cell(row.peak_memory_gb, ".2f"), _cell(row.tokens_per_s, ",.0f"),
             _cell(row.latency_ms, ".1f")]
+
+
+def _title(rows: list[MethodSummary], task: str, bases: dict[str, float]) -> str:
+    metric = next((r.runs[0].get("eval", {}).get("primary_metric") for r in rows if r.task == task and r.runs), None)
+    base = f"base model {100 * bases[task]:.1f}" if task in bases else "no base score"
+    return f"{task} ({metric + ', ' if metric else ''}{base})"
+
+
+def _shown(rows: list[MethodSummary], task: str) -> tuple[list[str], list[list[str]]]:
+    """The task's columns and cells, without the columns no run measured (retention without
+    a retention block, ...)."""
+    cells = [_values(r) for r in rows if r.task == task]
+    keep = [i for i, column in enumerate(COLUMNS) if any(row[i] != "-" for row in cells)]
+    return [COLUMNS[i] for i in keep], [[row[i] for i in keep] for row in cells]
 
 
 def terminal_tables(rows: list[MethodSummary], bases: dict[str, float]) -> list[Table]:
     tables = []
     for task in sorted({r.task for r in rows}):
-        base = f" (base model {100 * bases[task]:.1f})" if task in bases else ""
-        table = Table(title=f"{task}{base}")
-        for column in COLUMNS:
-            table.add_column(column, justify="left" if column == "method" else "right")
-        for row in (r for r in rows if r.task == task):
-            table.add_row(*_values(row))
+        table = Table(title=_title(rows, task, bases), caption=verdict(rows, task), caption_justify="left")
+        columns, cells = _shown(rows, task)
+        for column in columns:
+            table.add_column(column, justify="left" if column == "method" else "right",
+                             no_wrap=column.startswith("score"))
+        for row in cells:
+            table.add_row(*row)
         tables.append(table)
     return tables
 
@@ -144,18 +179,50 @@ def grading_rows(results: list[dict]) -> list[list[str]]:
 GRADING_COLUMNS = ("task", "method", "metric", "passed", "failed", "error", "timeout", "rejected")
 
 
+GAP_COLUMNS = ("method", "trained-on %", "transfer %", "gap pts [95% CI]", "seeds")
+GAP_NOTE = ("gap: score on the task trained on minus score on the transfer task, per seed, with a 95% t interval over "
+            "seeds; a smaller gap transfers better, where the method learned the task at all (one at the base score "
+            "has no gain to lose).")
+
+
+def gap_sections(results: list[dict]) -> list[tuple[str, list[list[str]]]]:
+    """(title, rows) per transfer pair: each method's two scores and the gap between them."""
+    sections: dict[str, list[list[str]]] = {}
+    for gap in transfer_gaps(results):
+        interval = f" [{gap.low:+.1f}, {gap.high:+.1f}]" if len(gap.seeds) > 1 else ""
+        sections.setdefault(f"transfer gap: {gap.task} -> {gap.transfer}", []).append(
+            [gap.method, f"{100 * gap.source:.1f}", f"{100 * gap.target:.1f}", f"{gap.gap:+.1f}{interval}",
+             str(len(gap.seeds))])
+    return list(sections.items())
+
+
+def gap_tables(results: list[dict]) -> list[Table]:
+    tables = []
+    for title, rows in gap_sections(results):
+        table = Table(title=title, caption=GAP_NOTE, caption_justify="left")
+        for column in GAP_COLUMNS:
+            table.add_column(column, justify="left" if column == "method" else "right", no_wrap=column.startswith("gap"))
+        for row in rows:
+            table.add_row(*row)
+        tables.append(table)
+    return tables
+
+
 def _markdown_table(rows: list[MethodSummary], task: str) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_values(r)) + " |" for r in rows if r.task == task]
+    columns, cells = _shown(rows, task)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
 
-def write_markdown(out: Path, rows, bases, ranks, figures, grading=()) -> Path:
-    parts = ["# peftbench report", "", "Scores are means over seeds with a 95% bootstrap CI; (n.s.): not significantly "
-             "below the task's best method (paired permutation test over seeds, p >= 0.05).", ""]
+def write_markdown(out: Path, rows, bases, ranks, figures, grading=(), gaps=()) -> Path:
+    parts = ["# peftbench report", "", LEGEND, ""]
     for task in sorted({r.task for r in rows}):
-        base = f" (base model {100 * bases[task]:.1f}%)" if task in bases else ""
-        parts += [f"## {task}{base}", "", _markdown_table(rows, task), ""]
+        parts += [f"## {_title(rows, task, bases)}", "", _markdown_table(rows, task), "",
+                  f"**Verdict.** {verdict(rows, task)}", ""]
+    for title, gap_rows in gaps:
+        parts += [f"## {title[0].upper()}{title[1:]}", "", GAP_NOTE, "", "| " + " | ".join(GAP_COLUMNS) + " |",
+                  "|" + "---|" * len(GAP_COLUMNS)] + ["| " + " | ".join(r) + " |" for r in gap_rows] + [""]
     parts += ["## Mean rank across tasks", "", "| method | mean rank |", "|---|---|"]
     parts += [f"| {m} | {r:.2f} |" for m, r in ranks.items()] + [""]
     geometry = geometry_rows(rows)
@@ -182,19 +249,22 @@ th{background:#f0f4f8}td.num{text-align:right}tr.ns td{color:#7b8794}img{max-wid
 figure{margin:0}figcaption{font-size:13px;color:#52606d}"""
 
 
-def write_html(out: Path, rows, bases, ranks, figures, grading=()) -> Path:
-    body = ["<h1>peftbench report</h1>",
-            "<p>Scores: mean over seeds with a 95% bootstrap CI. Grey rows and <em>(n.s.)</em>: not significantly below "
-            "the task's best method (paired permutation test over seeds, p &ge; 0.05).</p>"]
+def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=()) -> Path:
+    body = ["<h1>peftbench report</h1>", f"<p>{html.escape(LEGEND)} Grey rows: (n.s.).</p>"]
     for task in sorted({r.task for r in rows}):
-        base = f" <small>(base model {100 * bases[task]:.1f}%)</small>" if task in bases else ""
-        body.append(f"<h2>{html.escape(task)}{base}</h2><table><tr>"
-                    + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr>")
-        for row in (r for r in rows if r.task == task):
-            cells = "".join(f"<td{'' if i == 1 else ' class=num'}>{html.escape(v)}</td>" for i, v in enumerate(_values(row)))
+        columns, shown = _shown(rows, task)
+        body.append(f"<h2>{html.escape(_title(rows, task, bases))}</h2><table><tr>"
+                    + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+        for row, values in zip((r for r in rows if r.task == task), shown):
+            cells = "".join(f"<td{'' if i == 1 else ' class=num'}>{html.escape(v)}</td>" for i, v in enumerate(values))
             body.append(f"<tr class='method-row{' ns' if row.not_significant else ''}' data-method='{html.escape(row.method)}'>"
                         f"{cells}</tr>")
-        body.append("</table>")
+        body.append(f"</table><p class='verdict'><strong>Verdict.</strong> {html.escape(verdict(rows, task))}</p>")
+    for title, gap_rows in gaps:
+        body.append(f"<h2>{html.escape(title[0].upper() + title[1:])}</h2><p>{html.escape(GAP_NOTE)}</p><table><tr>"
+                    + "".join(f"<th>{html.escape(c)}</th>" for c in GAP_COLUMNS) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td{' class=num' if i else ''}>{html.escape(v)}</td>"
+                                               for i, v in enumerate(r)) + "</tr>" for r in gap_rows) + "</table>")
     body.append("<h2>Mean rank across tasks</h2><table><tr><th>method</th><th>mean rank</th></tr>"
                 + "".join(f"<tr><td>{html.escape(m)}</td><td class=num>{r:.2f}</td></tr>" for m, r in ranks.items())
                 + "</table>")
@@ -222,9 +292,11 @@ def write_html(out: Path, rows, bases, ranks, figures, grading=()) -> Path:
     return path
 
 
-def build_report(root: Path, out: Optional[Path] = None):
-    """Load the runs under `root`, write report.md and report.html to `out` (default: root)."""
-    results = load_runs(root)
+def build_report(root: Path, out: Optional[Path] = None, run_ids: Optional[set] = None):
+    """Load the runs under `root` (only `run_ids` when given: a suite's current runs, not
+    leftovers of an earlier version of it), write report.md and report.html to `out`
+    (default: root)."""
+    results = [r for r in load_runs(root) if run_ids is None or r.get("run_id") in run_ids]
     rows = summarise(results)
     if not rows:
         raise FileNotFoundError(f"no finished runs under {root}")
@@ -233,6 +305,6 @@ def build_report(root: Path, out: Optional[Path] = None):
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(rows, bases)
-    grading = grading_rows(results)
-    return (terminal_tables(rows, bases), write_markdown(out, rows, bases, ranks, figures, grading),
-            write_html(out, rows, bases, ranks, figures, grading))
+    grading, gaps = grading_rows(results), gap_sections(results)
+    return (terminal_tables(rows, bases) + gap_tables(results), write_markdown(out, rows, bases, ranks, figures, grading, gaps),
+            write_html(out, rows, bases, ranks, figures, grading, gaps))

@@ -399,3 +399,20 @@ def test_soft_prompt_methods_generate_what_their_forward_pass_predicts(name):
     base = generate(base_model, tok, prompts, EvalConfig(max_new_tokens=6), show_progress=False)
     assert expected != base  # the soft prompt matters here
     assert generate(model, tok, prompts, EvalConfig(batch_size=4, max_new_tokens=6), show_progress=False) == expected
+
+
+def test_one_token_choices_are_scored_from_one_pass_of_the_context_even_through_a_soft_prompt():
+    from peftbench.evaluate.loglik import next_token_logprobs
+    from peftbench.methods import METHODS, MethodContext
+
+    model, tok = micro()
+    method = METHODS.get("prompt")
+    model = method.attach(model, method.params({"num_virtual_tokens": 4}), MethodContext()).eval()
+    contexts = few_shot_prompts(tok, "micro-sentiment", shots=0, questions=5)
+    contexts = contexts[:2] + [contexts[2][:5]] + contexts[3:]  # one much shorter: padding in the batch
+    choices = [[encode_answer(tok, t, with_eos=False) for t in (" positive", " negative")]] * len(contexts)
+    assert all(len(option) == 1 for option in choices[0])
+    fast = next_token_logprobs(model, tok.pad_token_id, contexts, choices, batch_size=3)
+    for ctx, options, scores in zip(contexts, choices, fast):
+        whole = continuation_logprobs(model, tok.pad_token_id, [(ctx, c) for c in options], batch_size=8)
+        assert scores == pytest.approx(whole, abs=1e-4)

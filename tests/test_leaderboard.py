@@ -77,3 +77,20 @@ def test_the_terminal_table_shows_the_marks_and_the_verdict():
     assert "t (accuracy, base model 50.0)" in text
     assert "+50.0 ↑" in text and "+25.0 ↑" in text and "+5.0 ≈" in text and "0/3" in text and "3/3" in text
     assert "not distinguishable from the base: collapsed" in text
+
+
+def test_the_base_is_compared_under_the_runs_scoring_and_shown_under_the_other():
+    from peftbench.report.build import _title
+    from peftbench.report.summary import base_scores, other_base_scores
+
+    scored = [dict(r, eval={**r["eval"], "scoring": "loglik"}) for r in results()]
+    by_generation = {"run_id": "base-t-gen", "task": "t", "method": "base", "status": "done",
+                     "eval": {"score": 0.02, "item_scores": [0.0] * 98 + [1.0] * 2, "scoring": "generate",
+                              "primary_metric": "accuracy"}}
+    for order in (scored + [by_generation], [by_generation] + scored):  # whichever comes first
+        assert base_scores(order) == {"t": 0.5}
+        assert other_base_scores(order) == {"t": {"generate": 0.02}}
+        rows = summarise(order)
+        assert {r.method: r.vs_base for r in rows}["strong"] == pytest.approx(50.0)
+        assert _title(rows, "t", base_scores(order), other_base_scores(order)) == \
+            "t (accuracy by log-likelihood, base model 50.0; by generation 2.0)"

@@ -74,3 +74,32 @@ def test_codebleu_identical_code_scores_one_and_different_code_less():
     code = "def add(a, b):\n    total = a + b\n    return total"
     assert m("codebleu", [code], [code]) == pytest.approx(1.0)
     assert m("codebleu", ["def g(y):\n    return y * 2"], [code]) < 0.6
+
+
+def test_peft_bench_scores_an_invalid_answer_as_wrong_where_sklearn_makes_it_a_class_of_its_own():
+    from peftbench.metrics import get_metric
+    from peftbench.metrics.classification import invalid_as_wrong
+
+    references = [" positive", " negative", " negative", " positive"]
+    predictions = ["positive", "The review is negative", "negative", "maybe"]
+    fixed, replaced = invalid_as_wrong(predictions, references, ["negative", "positive"])
+    assert replaced == 2 and fixed == ["positive", "positive", "negative", "negative"]
+    f1 = get_metric("f1:positive")
+    # own class: tp 1, fp 0, fn 1 -> P 1, R 0.5, F1 2/3; as wrong: tp 1, fp 1, fn 1 -> F1 1/2
+    assert f1(predictions, references) == pytest.approx(2 / 3)
+    assert f1(fixed, references) == pytest.approx(0.5)
+    assert get_metric("precision:positive")(fixed, references) == pytest.approx(0.5)
+    assert get_metric("recall:positive")(fixed, references) == pytest.approx(0.5)
+    # of more labels: the first one that is not the reference
+    assert invalid_as_wrong(["?", "?"], ["a", "b"], ["a", "b", "c"])[0] == ["b", "a"]
+
+
+def test_several_samples_are_scored_avg_at_n_and_pass_at_k_sees_them_all():
+    from peftbench.evaluate.evaluator import grade
+
+    references = ["a", "a", "b"]
+    samples = [["a", "b"], ["a", "a"], ["c", "b"]]  # sample 0: 2 of 3 right, sample 1: 2 of 3
+    score = grade("accuracy", samples, references)
+    assert float(score) == pytest.approx(2 / 3) and score.details["avg_of"] == 2
+    assert score.details["per_item"] == [0.5, 1.0, 0.5]
+    assert float(grade("accuracy", [["a", "b"], ["b", "b"], ["b", "b"]], references)) == pytest.approx(0.5)

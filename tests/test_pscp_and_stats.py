@@ -54,3 +54,30 @@ def test_paired_t_test_tells_three_consistent_seeds_apart_where_a_sign_flip_test
     # hand-worked: mean 0.28333, sd 0.028868, t = 0.28333 / (0.028868 / sqrt 3) = 17.0, df 2 -> p = 0.00344
     assert paired_t_test(best, other) == pytest.approx(0.00344, abs=2e-4)
     assert paired_t_test([1.0, 1.0, 1.0], [0.5, 0.5, 0.5]) == 0.0 and paired_t_test(best, best) == 1.0
+
+
+def test_the_papers_pscp_table_is_reproduced_from_its_published_averages():
+    from pathlib import Path
+
+    from peftbench.report.pscp_table import published_costs, pscp_rows
+
+    csv = Path(__file__).resolve().parents[1] / "benchmarks" / "peft_bench_published_averages.csv"
+    rows = {row[1]: row for row in pscp_rows(published_costs(csv), beta=1)}
+    assert rows["lntuning"][-1] == "60.19" and rows["lora"][-1] == "60.08"  # the paper's table, beta 1
+    assert [r[1] for r in pscp_rows(published_costs(csv), beta=1)] == ["lntuning", "lora"]  # LN tuning ranks first
+
+
+def test_method_level_pscp_is_pscp_of_the_averages_not_the_average_of_pscps():
+    from peftbench.report.pscp_table import method_costs
+
+    def run(task, score, params, gb):
+        return {"status": "done", "method": "m", "task": task, "eval": {"score": score},
+                "cost": {"trainable_params": params, "peak_memory_bytes": gb * 1e9, "extra_inference_tflops": 0.0}}
+
+    results = [run("sst2", 0.8, 1e6, 20.0), run("gsm8k", 0.4, 3e6, 40.0), run("conala", 0.6, 2e6, 30.0)]
+    by_category = {c.category: c for c in method_costs(results)}
+    overall = by_category["all"]
+    assert (overall.tasks, overall.score, overall.trainable_params, overall.memory_gb) == (3, pytest.approx(60.0), 2e6, 30.0)
+    assert overall.pscp(PscpConstants()) == pytest.approx(pscp(60.0, 2e6, 0.0, 30.0))
+    assert by_category["math"].score == pytest.approx(40.0) and by_category["code"].score == pytest.approx(60.0)
+    assert by_category["nlu & reasoning"].memory_gb == pytest.approx(20.0)

@@ -86,7 +86,7 @@ def print_leaderboard(results: list[dict], suite_dir: Path) -> None:
     """Per task: each method's mean and 95% interval over seeds, its change against the base
     model, whether it learned, and a one-line verdict; then report.md and report.html."""
     from peftbench.report.build import LEGEND, build_report, gap_tables, terminal_tables
-    from peftbench.report.summary import base_scores, summarise
+    from peftbench.report.summary import base_scores, other_base_scores, summarise
 
     rows = summarise(results)
     unfinished = [r for r in results if r.get("status") not in ("done", None) and r.get("method") != "base"]
@@ -99,7 +99,7 @@ def print_leaderboard(results: list[dict], suite_dir: Path) -> None:
             out.print(f"base model on {task}: {100 * score:.1f}")
         out.print("no run finished: nothing to compare with the base model")
         return
-    for table in terminal_tables(rows, base_scores(results)) + gap_tables(results):
+    for table in terminal_tables(rows, base_scores(results), other_base_scores(results)) + gap_tables(results):
         out.print(table)
     out.print(LEGEND, style="dim")
     _, markdown, page = build_report(suite_dir, run_ids={r.get("run_id") for r in results})
@@ -109,16 +109,38 @@ def print_leaderboard(results: list[dict], suite_dir: Path) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from peftbench.report.build import build_report
 
+    if args.pscp_from:
+        return _published_pscp(args)
+    if not args.runs:
+        raise PeftbenchError("give the runs folder a suite wrote (e.g. runs/quickstart), or --pscp-from FILE")
     root = Path(args.runs)
     if not root.is_dir():
         raise PeftbenchError(f"no runs folder {root}; give the folder a suite wrote, e.g. runs/quickstart")
     try:
-        tables, markdown, page = build_report(root, Path(args.out) if args.out else None)
+        tables, markdown, page = build_report(root, Path(args.out) if args.out else None, pscp_beta=args.pscp_beta)
     except FileNotFoundError as exc:
         raise PeftbenchError(str(exc)) from None
     for table in tables:
         out.print(table)
     err.print(f"wrote {markdown} and {page}")
+    return 0
+
+
+def _published_pscp(args: argparse.Namespace) -> int:
+    """The PSCP table of a paper's published averages (PEFT-Bench's, shipped in benchmarks/)."""
+    from peftbench.report.pscp_table import PSCP_COLUMNS, published_costs, pscp_note, pscp_rows
+
+    table = Table(title=f"PSCP from {args.pscp_from}", caption=pscp_note(args.pscp_beta), caption_justify="left")
+    for column in PSCP_COLUMNS:
+        table.add_column(column, justify="left" if column in ("method", "tasks of") else "right")
+    try:
+        rows = pscp_rows(published_costs(args.pscp_from), args.pscp_beta)
+    except (OSError, KeyError, ValueError) as exc:
+        raise PeftbenchError(f"{args.pscp_from}: {exc}; expected CSV columns method, score, trainable_params, "
+                             "extra_tflops, memory_gb") from None
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
     return 0
 
 
@@ -410,8 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     mc.set_defaults(func=cmd_micro_card)
 
     rp = sub.add_parser("report", help="leaderboard, report.md and a self-contained report.html from finished runs")
-    rp.add_argument("runs", help="folder holding run directories (e.g. runs/quickstart)")
+    rp.add_argument("runs", nargs="?", help="folder holding run directories (e.g. runs/quickstart)")
     rp.add_argument("--out", help="where report.md, plots/ and report.html go (default: the runs folder)")
+    rp.add_argument("--pscp-beta", type=float, help="the PSCP exponents for the method-level table (default 1, "
+                    "PEFT-Bench's table; its final script uses 2)")
+    rp.add_argument("--pscp-from", metavar="CSV", help="print the PSCP table of published averages instead "
+                    "(columns method, score, trainable_params, extra_tflops, memory_gb), e.g. "
+                    "benchmarks/peft_bench_published_averages.csv")
     rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="list registered methods or tasks")

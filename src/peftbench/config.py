@@ -54,6 +54,13 @@ class ModelConfig(_Strict):
     gguf_file: Optional[str] = Field(
         None, description="a .gguf file inside `name` (a folder or hub repo): loaded through transformers' GGUF "
         "support and dequantised to float32 (needs the gguf package)")
+    system_prompt: Optional[str] = Field(
+        None, description="a system message before every prompt (training and scoring): its own turn in the chat "
+        "template, or the prompt's first paragraph without one")
+    chat_template: bool = Field(
+        True, description="wrap every prompt (training and scoring) in the tokenizer's chat template when it has "
+        "one; false: plain text, as lm-evaluation-harness scores by default (and a third of the tokens of a short "
+        "example on SmolLM2-Instruct, whose template adds a system prompt)")
 
     @field_validator("device")
     @classmethod
@@ -71,6 +78,9 @@ class MethodConfig(BaseModel):
     # Methods differ in the learning rate they need (full fine-tuning ~1e-4, LoRA ~1e-3,
     # soft prompts ~1e-2, as in PEFT-Bench's protocol): a method entry may set its own.
     lr: Optional[float] = Field(None, gt=0, description="this method's learning rate (overrides train.lr)")
+    validation_fraction: Optional[float] = Field(
+        None, gt=0, le=0.5, description="this method's validation hold-out (overrides the tasks'; PEFT-Bench holds "
+        "out 20% for prefix tuning, 10% for the others)")
 
     @model_validator(mode="before")
     @classmethod
@@ -102,6 +112,15 @@ class TaskConfig(_Strict):
     few_shot: Optional[int] = Field(
         None, ge=0, description="k solved training examples (a fixed seeded draw) in front of every prompt scored; "
         "training prompts carry none. Default: the task's own (zero-shot for all built-in tasks)")
+    metrics: Optional[list[str]] = Field(None, min_length=1, description="the metrics to report instead of the "
+                                         "task's own (a protocol's: pass@1 and pass@5 for HumanEval); the first "
+                                         "ranks unless `primary` says otherwise")
+    primary: Optional[str] = Field(None, description="the metric the leaderboard ranks by, one of the task's "
+                                   "metrics (default: the task's own primary)")
+    scoring: Optional[Literal["loglik", "generate"]] = Field(
+        None, description="how answers are scored: loglik picks the most likely of the task's candidate answers "
+        "(lm-evaluation-harness's way for classification), generate decodes and extracts an answer (PEFT-Bench's "
+        "way); default: the task's own")
     transfer: Optional[list["TaskConfig"]] = Field(
         None, description="other tasks the trained model is also scored on, each with its own templates and "
         "data (train on SST-2, test on IMDB); each is a leaderboard task of its own, 'this -> that', against "
@@ -227,6 +246,13 @@ class EvalConfig(_Strict):
         "transformers", description="what generates: transformers (peftbench's batched decoding), or vllm (needs "
         "the vllm package; a LoRA adapter is served through vLLM's LoRA support). Log-likelihood tasks always use "
         "transformers")
+    invalid_answers: Literal["own_class", "wrong"] = Field(
+        "own_class", description="a classification answer outside the task's labels: its own class (sklearn's "
+        "way; counted), or replaced by a wrong label before scoring (PEFT-Bench's way: the other label of two; "
+        "the first label that is not the answer, of more)")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: score under bf16 autocast (about 3x faster on CPUs with AMX or AVX512-BF16 and "
+        "on GPUs; answers can differ from fp32's where two candidates are nearly tied)")
     vllm_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for vllm.LLM over "
                                       "peftbench's defaults (gpu_memory_utilization, tensor_parallel_size, "
                                       "enforce_eager, max_model_len, ...); with backend: vllm")
@@ -352,8 +378,9 @@ class SuiteConfig(_Strict):
         return RunConfig(
             suite=suite or self.name,
             model=self.model,
-            method=method.model_copy(update={"lr": None}),
-            task=task,
+            method=method.model_copy(update={"lr": None, "validation_fraction": None}),
+            task=task.model_copy(update={"validation_fraction": method.validation_fraction})
+            if method.validation_fraction else task,
             train=self.train.model_copy(update={"seed": seed, "lr": method.lr or self.train.lr,
                                                 "mode": mode or self.train.mode}),
             eval=self.eval,
@@ -507,7 +534,8 @@ def check_method(method: MethodConfig, prefix: str) -> tuple[MethodConfig | None
         params = spec.Params.model_validate(method.params)
     except ValidationError as exc:
         return None, _problems(exc, spec.Params, prefix)
-    return MethodConfig(name=method.name, lr=method.lr, **params.model_dump()), []
+    return MethodConfig(name=method.name, lr=method.lr, validation_fraction=method.validation_fraction,
+                        **params.model_dump()), []
 
 
 def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tuple[str, str]]:
@@ -537,6 +565,17 @@ def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tupl
         problems.append((f"{prefix}.few_shot", f"task {task.name!r} has no {spec.shots_from!r} split to draw solved "
                          f"examples from (splits: {', '.join(spec.splits)}); give data_files.{spec.shots_from} "
                          "or leave few_shot out"))
+    from peftbench.metrics import executes_code, is_known_metric
+
+    problems += [(f"{prefix}.metrics", f"unknown metric {m!r}") for m in task.metrics or [] if not is_known_metric(m)]
+    if task.metrics and any(executes_code(m) for m in task.metrics) and not spec.executes_code:
+        problems.append((f"{prefix}.metrics", f"task {task.name!r} has no unit tests to run: pass@k needs a code task"))
+    if task.primary and task.primary not in (task.metrics or spec.metrics):
+        problems.append((f"{prefix}.primary", f"task {task.name!r} has no metric {task.primary!r}; it has "
+                         f"{', '.join(spec.metrics)}"))
+    if task.scoring and task.scoring not in spec.scorings:
+        problems.append((f"{prefix}.scoring", f"task {task.name!r} cannot be scored by {task.scoring!r}: it has no "
+                         f"candidate answers to compare; it allows {', '.join(spec.scorings)}"))
     for i, other in enumerate(task.transfer or []):
         if other.transfer:
             problems.append((f"{prefix}.transfer[{i}].transfer", "a transfer task is only scored; it has no "
@@ -632,10 +671,12 @@ def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunCo
     if problems:
         raise ConfigError(problems, source=source)
     cfg = cfg.model_copy(update={"retention": retention})
+    update = {"method": method.model_copy(update={"lr": None, "validation_fraction": None})}
     if method.lr:  # the method's own learning rate is the run's
-        return cfg.model_copy(update={"method": method.model_copy(update={"lr": None}),
-                                      "train": cfg.train.model_copy(update={"lr": method.lr})})
-    return cfg.model_copy(update={"method": method})
+        update["train"] = cfg.train.model_copy(update={"lr": method.lr})
+    if method.validation_fraction:  # and its own hold-out
+        update["task"] = cfg.task.model_copy(update={"validation_fraction": method.validation_fraction})
+    return cfg.model_copy(update=update)
 
 
 def validate_eval_request(raw: dict[str, Any], source: str | None = None) -> EvalRequest:
@@ -738,11 +779,14 @@ def _unset_left_out(cfg: BaseModel, *fields: str) -> dict[str, Any]:
 
 
 def model_identity(cfg: ModelConfig) -> dict[str, Any]:
-    return _unset_left_out(cfg, "gguf_file")
+    plain = _unset_left_out(cfg, "gguf_file", "system_prompt")
+    if plain.get("chat_template", True):
+        plain.pop("chat_template", None)
+    return plain
 
 
 def task_identity(cfg: TaskConfig) -> dict[str, Any]:
-    return _unset_left_out(cfg, "max_new_tokens", "few_shot", "transfer")
+    return _unset_left_out(cfg, "max_new_tokens", "few_shot", "transfer", "scoring", "primary", "metrics")
 
 
 def eval_identity(cfg: EvalConfig) -> dict[str, Any]:
@@ -751,6 +795,10 @@ def eval_identity(cfg: EvalConfig) -> dict[str, Any]:
     default so keys made before it existed stay valid."""
     plain = to_plain(cfg)
     plain.pop("vllm_args", None)
+    if plain.get("precision") == "fp32":
+        plain.pop("precision")
+    if plain.get("invalid_answers") == "own_class":
+        plain.pop("invalid_answers")
     if plain.get("backend") == "transformers":
         plain.pop("backend")
     return plain

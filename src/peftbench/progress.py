@@ -93,9 +93,15 @@ def quiet_library_output(verbose: bool = False) -> None:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_warning()
     hf_logging.disable_default_handler()
-    root = hf_logging.get_logger()
-    if not any(isinstance(handler, _LoggingToSink) for handler in root.handlers):
-        root.addHandler(_LoggingToSink())
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for logger in (hf_logging.get_logger(), logging.getLogger("huggingface_hub"), logging.getLogger("datasets")):
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False  # a failed hub request offline is for the log, not the terminal
+        for handler in [h for h in logger.handlers if not isinstance(h, _LoggingToSink)]:
+            logger.removeHandler(handler)
+        if not any(isinstance(handler, _LoggingToSink) for handler in logger.handlers):
+            logger.addHandler(_LoggingToSink())
     warnings.showwarning = SINK.show_warning
 
 

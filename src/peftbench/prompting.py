@@ -15,12 +15,13 @@ IGNORE_INDEX = -100  # label value the loss skips (torch cross_entropy's ignore_
 
 
 def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
-    """The tokenizer's chat template when it has one, the plain prompt otherwise."""
+    """The tokenizer's chat template when it has one, the plain prompt otherwise; the model's
+    system prompt (model.system_prompt) as its own turn, or as a first paragraph."""
+    system = getattr(tokenizer, "peftbench_system_prompt", None)
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt
+        turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    return f"{system}\n\n{prompt}" if system else prompt
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:

@@ -103,6 +103,9 @@ def resolve_task(task_cfg: TaskConfig):
     task = TASKS.get(task_cfg.name)
     task = task.with_files(task_cfg.data_files) if task_cfg.data_files else task
     task = task.with_few_shot(task_cfg.few_shot) if task_cfg.few_shot is not None else task
+    task = task.scored_by(task_cfg.scoring) if task_cfg.scoring else task
+    task = dataclasses.replace(task, metrics=tuple(task_cfg.metrics), primary=None) if task_cfg.metrics else task
+    task = task.ranked_by(task_cfg.primary) if task_cfg.primary else task
     return dataclasses.replace(task, max_new_tokens=task_cfg.max_new_tokens) if task_cfg.max_new_tokens else task
 
 
@@ -356,10 +359,13 @@ def pscp_of(metrics: dict, constants: PscpConstants = PscpConstants()) -> Option
                 cost["peak_memory_bytes"] / 1e9, constants)
 
 
-def load_run(path: str | Path):
-    """The tuned model, tokenizer, config and task of a finished run directory."""
+def load_run(path: str | Path, dtype: Optional[str] = None):
+    """The tuned model, tokenizer, config and task of a finished run directory; with `dtype`,
+    the base weights loaded in it (float32 for analysis: a bf16 merge rounds small updates)."""
     path = Path(path)
     cfg = validate_run_config(load_yaml(path / "config.yaml"), source=str(path / "config.yaml"))
+    if dtype:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"dtype": dtype})})
     if not (path / ADAPTER_DIR).is_dir():
         raise FileNotFoundError(f"{path} has no saved adapter: the run did not finish training")
     tokenizer = load_tokenizer(cfg.model)

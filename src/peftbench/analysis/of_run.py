@@ -41,7 +41,7 @@ def spectral_of_run(path: str | Path) -> dict:
     from peftbench.run import load_run, method_label
 
     path = Path(path)
-    model, _, cfg = load_run(path)
+    model, _, cfg = load_run(path, dtype="float32")  # merged and compared in float32, whatever the run trained in
     method = METHODS.get(cfg.method.name)
     _needs_merge(method, "a spectral profile")
     layers = spectral.model_spectra(load_model(cfg.model), method.merge(model))

@@ -56,12 +56,17 @@ def generation_rows(model, cfg: EvalConfig, prompt_tokens: int, budget: int | No
     return _rows(budget, kv_bytes_per_token(model) * (prompt_tokens + cfg.max_new_tokens) + logits)
 
 
-def scoring_rows(model, cfg: EvalConfig, width: int, sequences_per_row: int = 1, budget: int | None = None) -> int:
-    """Rows for a log-likelihood batch of sequences up to `width` tokens: the logits of every
-    position, in float32, twice (they and their log-softmax). A row that is scored as
-    `sequences_per_row` sequences (a question with that many choices) counts that often."""
+def scoring_rows(model, cfg: EvalConfig, width: int, sequences_per_row: int = 1, budget: int | None = None,
+                 logit_positions: int | None = None) -> int:
+    """Rows for a log-likelihood batch of sequences up to `width` tokens: the logits of
+    `logit_positions` positions (default: every one), in float32, twice (they and their
+    log-softmax), and the KV cache. A row that is scored as `sequences_per_row` sequences (a
+    question with that many choices) counts that often. Scoring that shares a context's
+    forward pass computes logits only where a token is scored: a long review then costs its
+    cache, not 1,400 positions of a 49k vocabulary."""
     if cfg.batch_size != "auto":
         return cfg.batch_size
     budget = memory_budget(next(model.parameters()).device) if budget is None else budget
-    sequences = _rows(budget, 2 * width * _text_config(model).vocab_size * 4 + kv_bytes_per_token(model) * width)
+    positions = width if logit_positions is None else logit_positions
+    sequences = _rows(budget, 2 * positions * _text_config(model).vocab_size * 4 + kv_bytes_per_token(model) * width)
     return max(1, sequences // sequences_per_row)

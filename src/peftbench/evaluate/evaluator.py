@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from typing import Optional, Sequence
 
+import torch
+
 from peftbench.config import EvalConfig
 from peftbench.errors import PeftbenchError
 from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.generation import generate
-from peftbench.evaluate.loglik import choose
+from peftbench.evaluate.loglik import choose, shares_context
 from peftbench.evaluate.vllm_backend import VllmModel, backend_of, hf_model_of
 from peftbench.metrics import Score, get_metric
+from peftbench.metrics.classification import invalid_as_wrong
 from peftbench.prompting import encode_answer, encode_prompt
 from peftbench.tasks.base import Example, Task
 
@@ -64,11 +67,18 @@ def _predict_generate(model, tokenizer, task: Task, examples, cfg: EvalConfig, s
     return grouped(predictions), grouped(raw), cut
 
 
-def _for_metric(name: str, predictions: list) -> list:
-    """Sample-aware metrics (pass@k) get every sample; the others grade the first one."""
+def grade(name: str, predictions: list, references: list):
+    """The metric over the predictions. With several samples per prompt, pass@k sees them
+    all; any other metric is avg@n, PEFT-Arena's protocol (16 samples at temperature 0.6): the
+    metric of each sample index, averaged, item scores included."""
+    metric = get_metric(name)
     if not predictions or not isinstance(predictions[0], list) or name.startswith("pass@"):
-        return predictions
-    return [p[0] for p in predictions]
+        return metric(predictions, references)
+    n = min(map(len, predictions))
+    per_sample = [metric([p[j] for p in predictions], references) for j in range(n)]
+    items = [getattr(s, "details", {}).get("per_item") for s in per_sample]
+    per_item = [sum(col) / n for col in zip(*items)] if all(i is not None for i in items) else None
+    return Score(sum(map(float, per_sample)) / n, {"avg_of": n, **({"per_item": per_item} if per_item else {})})
 
 
 def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, show_progress: bool):
@@ -82,13 +92,24 @@ def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, sho
     contexts, cut = fit_to_context(task, [encode_prompt(tokenizer, e.prompt) for e in examples],
                                    None if window is None else window - longest)
     width = max(len(c) + max(map(len, options)) for c, options in zip(contexts, choices))
-    rows = scoring_rows(model, cfg, width, sequences_per_row=max(map(len, choices)))  # one per choice
+    longest_choice = max(len(c) for options in choices for c in options)
+    rows = scoring_rows(model, cfg, width, sequences_per_row=max(map(len, choices)),  # one per choice
+                        logit_positions=longest_choice if shares_context(model) else None)
     picks = choose(model, tokenizer, contexts, choices, rows, show_progress)
     predictions = [e.choices[i] for e, i in zip(examples, picks)]
     return predictions, predictions, cut
 
 
 _PREDICTORS = {"generate": _predict_generate, "loglik": _predict_loglik}
+
+
+def _invalid_answers(task: Task, predictions: list, references: list, cfg: EvalConfig) -> tuple[Optional[int], list]:
+    """(how many answers fall outside the task's labels, the predictions to grade): with
+    eval.invalid_answers: wrong, those answers are replaced by a wrong label (PEFT-Bench)."""
+    if not task.labels or not predictions or not isinstance(predictions[0], str):
+        return None, predictions
+    fixed, replaced = invalid_as_wrong(predictions, references, task.labels)
+    return replaced, (fixed if cfg.invalid_answers == "wrong" else predictions)
 
 
 def evaluate_task(
@@ -98,10 +119,13 @@ def evaluate_task(
     if not examples:
         raise PeftbenchError(f"task {task.name!r}: no evaluation examples")
     start = time.perf_counter()
-    predictions, raw, cut = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
+    device = next(hf_model_of(model).parameters()).device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        predictions, raw, cut = _PREDICTORS[task.scoring](model, tokenizer, task, examples, cfg, show_progress)
     seconds = time.perf_counter() - start
     references = [e.grading_reference for e in examples]
-    graded = {name: get_metric(name)(_for_metric(name, predictions), references) for name in task.metrics}
+    invalid, graded_predictions = _invalid_answers(task, predictions, references, cfg)
+    graded = {name: grade(name, graded_predictions, references) for name in task.metrics}
     records = [
         {"prompt": e.prompt, "reference": e.answer, "output": o, "prediction": p}
         for e, o, p in zip(examples, raw, predictions)
@@ -121,9 +145,11 @@ def evaluate_task(
         # against the base be tested on the same items, not only across seeds
         **({"item_scores": item_scores} if item_scores is not None and len(item_scores) == len(examples) else {}),
         "primary_metric": task.primary_metric,
+        "scoring": task.scoring,
         "score": scores[task.primary_metric],
         "samples": len(examples),
         "prompts_cut_to_context": cut,
+        **({"invalid_answers": invalid} if invalid is not None else {}),
         "seconds": seconds,
         "samples_per_s": len(examples) / seconds if seconds else None,
         "backend": backend_of(model) if task.scoring == "generate" else "transformers",

@@ -72,10 +72,11 @@ def exact_match(predictions: Sequence[str], references: Sequence) -> float:
 
 def get_metric(name: str) -> Metric:
     """A registered metric, or a parametrised one: `f1:<positive label>`, `pass@<k>`."""
-    if name.startswith("f1:"):
-        from peftbench.metrics.classification import binary_f1
+    kind, _, label = name.partition(":")
+    if label and kind in ("f1", "precision", "recall"):
+        from peftbench.metrics.classification import of_one_label
 
-        return binary_f1(name[3:])
+        return of_one_label(kind, label)
     if name.startswith("pass@") and name not in METRICS:
         from peftbench.metrics.code import pass_at_k_metric
 
@@ -92,7 +93,8 @@ def metric_range(name: str) -> tuple[float, float]:
 
 
 def is_known_metric(name: str) -> bool:
-    return name in METRICS or name.startswith("f1:") or (name.startswith("pass@") and name[5:].isdigit())
+    return name in METRICS or name.startswith(("f1:", "precision:", "recall:")) or \
+        (name.startswith("pass@") and name[5:].isdigit())
 
 
 def executes_code(name: str) -> bool:

@@ -45,13 +45,20 @@ METRICS.register("macro_recall", _macro(1))
 METRICS.register("macro_f1", _macro(2))
 
 
-def binary_f1(positive: str):
-    """F1 of one positive label (GLUE's F1 for MRPC and QQP: the 'paraphrase' class)."""
+def of_one_label(kind: str, positive: str):
+    """F1, precision or recall of one positive label: GLUE's F1 for MRPC and QQP (the
+    paraphrase class), PEFT-Bench's binary F1 (the second label of each task), and the
+    systematic comparison's sentiment F1 with its precision and recall (positive)."""
+    index = {"precision": 0, "recall": 1, "f1": 2}[kind]
 
     def metric(predictions: Sequence[str], references: Sequence[str]) -> float:
-        return per_class(predictions, references).get(_label(positive), (0.0, 0.0, 0.0))[2]
+        return per_class(predictions, references).get(_label(positive), (0.0, 0.0, 0.0))[index]
 
     return metric
+
+
+def binary_f1(positive: str):
+    return of_one_label("f1", positive)
 
 
 @METRICS.decorator("mcc")
@@ -68,3 +75,18 @@ def matthews_corrcoef(predictions: Sequence[str], references: Sequence[str]) -> 
     spread_ref = n * n - sum(c * c for c in ref_counts.values())
     denominator = math.sqrt(spread_pred * spread_ref)
     return covariance / denominator if denominator else 0.0
+
+
+def invalid_as_wrong(predictions: Sequence[str], references: Sequence[str], labels: Sequence[str]) -> tuple[list[str], int]:
+    """PEFT-Bench's rule: an answer outside `labels` is replaced by a wrong label before
+    scoring (of two labels the other one; of more, the first that is not the reference), so
+    it always counts against the method; returns the answers and how many were replaced."""
+    known = [_label(label) for label in labels]
+    out, replaced = [], 0
+    for prediction, reference in zip(predictions, references):
+        if _label(prediction) in known:
+            out.append(prediction)
+            continue
+        replaced += 1
+        out.append(next(label for label in labels if _label(label) != _label(reference)))
+    return out, replaced

@@ -60,6 +60,9 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     tokenizer = AutoTokenizer.from_pretrained(
         source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
     )
+    if not cfg.chat_template:  # prompts as plain text (model.chat_template: false)
+        tokenizer.chat_template = None
+    tokenizer.peftbench_system_prompt = cfg.system_prompt  # read by prompting.render_prompt
     if tokenizer.pad_token is None:
         # Causal LMs often ship without a pad token; EOS is the usual stand-in, and
         # padded positions are masked out of both the loss and attention anyway.

@@ -15,7 +15,8 @@ from peftbench.analysis.trajectory import TRAJECTORY_FILE
 from peftbench.config import load_yaml
 from peftbench.io import atomic_write_text, read_json
 from peftbench.report import plots
-from peftbench.report.summary import MethodSummary, base_scores, mean_ranks, summarise, transfer_gaps, verdict
+from peftbench.report.summary import (MethodSummary, base_scores, mean_ranks, other_base_scores, summarise,
+                                      transfer_gaps, verdict)
 from peftbench.run import METRICS_FILE
 
 
@@ -77,9 +78,15 @@ def _values(row: MethodSummary) -> list[str]:
             _cell(row.latency_ms, ".1f")]
 
 
-def _title(rows: list[MethodSummary], task: str, bases: dict[str, float]) -> str:
-    metric = next((r.runs[0].get("eval", {}).get("primary_metric") for r in rows if r.task == task and r.runs), None)
+SCORING_WORDS = {"loglik": "by log-likelihood", "generate": "by generation"}
+
+
+def _title(rows: list[MethodSummary], task: str, bases: dict[str, float], others: Optional[dict] = None) -> str:
+    """'sst2 (accuracy by log-likelihood, base model 72.5; by generation 26.5)'."""
+    evaluation = next((r.runs[0].get("eval", {}) for r in rows if r.task == task and r.runs), {})
+    metric = " ".join(filter(None, [evaluation.get("primary_metric"), SCORING_WORDS.get(evaluation.get("scoring"))]))
     base = f"base model {100 * bases[task]:.1f}" if task in bases else "no base score"
+    base += "".join(f"; {SCORING_WORDS.get(s, s)} {100 * v:.1f}" for s, v in sorted((others or {}).get(task, {}).items()))
     return f"{task} ({metric + ', ' if metric else ''}{base})"
 
 
@@ -91,10 +98,10 @@ def _shown(rows: list[MethodSummary], task: str) -> tuple[list[str], list[list[s
     return [COLUMNS[i] for i in keep], [[row[i] for i in keep] for row in cells]
 
 
-def terminal_tables(rows: list[MethodSummary], bases: dict[str, float]) -> list[Table]:
+def terminal_tables(rows: list[MethodSummary], bases: dict[str, float], others: Optional[dict] = None) -> list[Table]:
     tables = []
     for task in sorted({r.task for r in rows}):
-        table = Table(title=_title(rows, task, bases), caption=verdict(rows, task), caption_justify="left")
+        table = Table(title=_title(rows, task, bases, others), caption=verdict(rows, task), caption_justify="left")
         columns, cells = _shown(rows, task)
         for column in columns:
             table.add_column(column, justify="left" if column == "method" else "right",
@@ -169,6 +176,8 @@ def grading_rows(results: list[dict]) -> list[list[str]]:
     totals: dict[tuple, dict] = {}
     for run in results:
         for metric, found in ((run.get("eval") or {}).get("grading") or {}).items():
+            if "counts" not in found:
+                continue
             key = (run.get("task"), run.get("method"), metric)
             counts = totals.setdefault(key, dict.fromkeys(STATUSES, 0))
             for status, n in (found.get("counts") or {}).items():
@@ -215,14 +224,19 @@ def _markdown_table(rows: list[MethodSummary], task: str) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(out: Path, rows, bases, ranks, figures, grading=(), gaps=()) -> Path:
+def write_markdown(out: Path, rows, bases, ranks, figures, grading=(), gaps=(), others=None, pscp=((), None)) -> Path:
     parts = ["# peftbench report", "", LEGEND, ""]
     for task in sorted({r.task for r in rows}):
-        parts += [f"## {_title(rows, task, bases)}", "", _markdown_table(rows, task), "",
+        parts += [f"## {_title(rows, task, bases, others)}", "", _markdown_table(rows, task), "",
                   f"**Verdict.** {verdict(rows, task)}", ""]
     for title, gap_rows in gaps:
         parts += [f"## {title[0].upper()}{title[1:]}", "", GAP_NOTE, "", "| " + " | ".join(GAP_COLUMNS) + " |",
                   "|" + "---|" * len(GAP_COLUMNS)] + ["| " + " | ".join(r) + " |" for r in gap_rows] + [""]
+    if pscp[0]:
+        from peftbench.report.pscp_table import PSCP_COLUMNS, pscp_note
+
+        parts += ["## PSCP by method", "", pscp_note(pscp[1]), "", "| " + " | ".join(PSCP_COLUMNS) + " |",
+                  "|" + "---|" * len(PSCP_COLUMNS)] + ["| " + " | ".join(r) + " |" for r in pscp[0]] + [""]
     parts += ["## Mean rank across tasks", "", "| method | mean rank |", "|---|---|"]
     parts += [f"| {m} | {r:.2f} |" for m, r in ranks.items()] + [""]
     geometry = geometry_rows(rows)
@@ -249,11 +263,11 @@ th{background:#f0f4f8}td.num{text-align:right}tr.ns td{color:#7b8794}img{max-wid
 figure{margin:0}figcaption{font-size:13px;color:#52606d}"""
 
 
-def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=()) -> Path:
+def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=(), others=None, pscp=((), None)) -> Path:
     body = ["<h1>peftbench report</h1>", f"<p>{html.escape(LEGEND)} Grey rows: (n.s.).</p>"]
     for task in sorted({r.task for r in rows}):
         columns, shown = _shown(rows, task)
-        body.append(f"<h2>{html.escape(_title(rows, task, bases))}</h2><table><tr>"
+        body.append(f"<h2>{html.escape(_title(rows, task, bases, others))}</h2><table><tr>"
                     + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
         for row, values in zip((r for r in rows if r.task == task), shown):
             cells = "".join(f"<td{'' if i == 1 else ' class=num'}>{html.escape(v)}</td>" for i, v in enumerate(values))
@@ -265,6 +279,13 @@ def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=()) -> P
                     + "".join(f"<th>{html.escape(c)}</th>" for c in GAP_COLUMNS) + "</tr>"
                     + "".join("<tr>" + "".join(f"<td{' class=num' if i else ''}>{html.escape(v)}</td>"
                                                for i, v in enumerate(r)) + "</tr>" for r in gap_rows) + "</table>")
+    if pscp[0]:
+        from peftbench.report.pscp_table import PSCP_COLUMNS, pscp_note
+
+        body.append(f"<h2>PSCP by method</h2><p>{html.escape(pscp_note(pscp[1]))}</p><table><tr>"
+                    + "".join(f"<th>{html.escape(c)}</th>" for c in PSCP_COLUMNS) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td{' class=num' if i > 1 else ''}>{html.escape(v)}</td>"
+                                               for i, v in enumerate(r)) + "</tr>" for r in pscp[0]) + "</table>")
     body.append("<h2>Mean rank across tasks</h2><table><tr><th>method</th><th>mean rank</th></tr>"
                 + "".join(f"<tr><td>{html.escape(m)}</td><td class=num>{r:.2f}</td></tr>" for m, r in ranks.items())
                 + "</table>")
@@ -292,7 +313,24 @@ def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=()) -> P
     return path
 
 
-def build_report(root: Path, out: Optional[Path] = None, run_ids: Optional[set] = None):
+def pscp_section(results: list[dict], beta: Optional[float]) -> list[list[str]]:
+    from peftbench.report.pscp_table import method_costs, pscp_rows
+
+    return pscp_rows(method_costs(results), beta)
+
+
+def pscp_table(rows: list[list[str]], beta: Optional[float]) -> Table:
+    from peftbench.report.pscp_table import PSCP_COLUMNS, pscp_note
+
+    table = Table(title="PSCP by method", caption=pscp_note(beta), caption_justify="left")
+    for column in PSCP_COLUMNS:
+        table.add_column(column, justify="left" if column in ("method", "tasks of") else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def build_report(root: Path, out: Optional[Path] = None, run_ids: Optional[set] = None, pscp_beta=None):
     """Load the runs under `root` (only `run_ids` when given: a suite's current runs, not
     leftovers of an earlier version of it), write report.md and report.html to `out`
     (default: root)."""
@@ -305,6 +343,8 @@ def build_report(root: Path, out: Optional[Path] = None, run_ids: Optional[set] 
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(rows, bases)
-    grading, gaps = grading_rows(results), gap_sections(results)
-    return (terminal_tables(rows, bases) + gap_tables(results), write_markdown(out, rows, bases, ranks, figures, grading, gaps),
-            write_html(out, rows, bases, ranks, figures, grading, gaps))
+    grading, gaps, others = grading_rows(results), gap_sections(results), other_base_scores(results)
+    pscp = (pscp_section(results, pscp_beta), pscp_beta)
+    return (terminal_tables(rows, bases, others) + gap_tables(results) + ([pscp_table(*pscp)] if pscp[0] else []),
+            write_markdown(out, rows, bases, ranks, figures, grading, gaps, others, pscp),
+            write_html(out, rows, bases, ranks, figures, grading, gaps, others, pscp))

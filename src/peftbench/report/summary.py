@@ -128,14 +128,17 @@ def scored_results(results: Sequence[dict]) -> list[dict]:
     (trained on A, scored on B), and the base model's score on B under that name too: the
     leaderboard then compares transfer like any task."""
     out = [r for r in results if TRANSFER not in (r.get("task") or "")]
-    bases = {r["task"]: r for r in out if r.get("method") == "base"}
+    bases: dict[str, list[dict]] = defaultdict(list)  # a task's base, under each scoring it was scored by
+    for r in out:
+        if r.get("method") == "base":
+            bases[r["task"]].append(r)
     pairs = set()
     for run in list(out):
         for name, evaluation in (run.get("transfer") or {}).items():
             pseudo = {k: v for k, v in run.items() if k not in _NOT_TRANSFERRED}
             out.append({**pseudo, "task": f"{run['task']}{TRANSFER}{name}", "eval": evaluation})
             pairs.add((run["task"], name))
-    out += [{**bases[name], "task": f"{task}{TRANSFER}{name}"} for task, name in sorted(pairs) if name in bases]
+    out += [{**base, "task": f"{task}{TRANSFER}{name}"} for task, name in sorted(pairs) for base in bases.get(name, [])]
     return out
 
 
@@ -143,9 +146,12 @@ def summarise(results: Sequence[dict]) -> list[MethodSummary]:
     results = scored_results(results)
     finished = [r for r in results
                 if r.get("status") == "done" and (r.get("eval") or {}).get("score") is not None and r.get("method") != "base"]
-    bases = {r["task"]: r["eval"]["score"] for r in results if r.get("method") == "base" and r.get("eval")}
+    used = _scorings_used(results)
+    bases = {task: score for task, by in _bases_by_scoring(results).items()
+             if (score := _base_for(task, by, used)) is not None}
     base_items = {r["task"]: r["eval"].get("item_scores") for r in results
-                  if r.get("method") == "base" and r.get("eval")}
+                  if r.get("method") == "base" and r.get("eval") and r["eval"].get("score") == bases.get(r["task"])
+                  and r["eval"].get("scoring") in (used.get(r["task"]), None)}
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for run, label in zip(finished, variant_labels(finished)):
         groups[(run["task"], label)].append(run)
@@ -209,8 +215,44 @@ def mean_ranks(rows: Sequence[MethodSummary]) -> dict[str, float]:
     return dict(sorted(((m, mean(r)) for m, r in by_method.items()), key=lambda item: item[1]))
 
 
+def _scorings_used(results: Sequence[dict]) -> dict[str, str]:
+    """task -> the scoring its trained runs were scored by."""
+    return {r["task"]: r["eval"].get("scoring") for r in results
+            if r.get("method") != "base" and r.get("eval") and r["eval"].get("scoring")}
+
+
+def _bases_by_scoring(results: Sequence[dict]) -> dict[str, dict[Optional[str], float]]:
+    found: dict[str, dict[Optional[str], float]] = defaultdict(dict)
+    for r in results:
+        if r.get("method") == "base" and r.get("eval"):
+            found[r["task"]][r["eval"].get("scoring")] = r["eval"]["score"]
+    return found
+
+
+def _base_for(task: str, by_scoring: dict[Optional[str], float], used: dict[str, str]) -> Optional[float]:
+    """The base model's score under the scoring the task's runs used (a base scored before
+    scorings were recorded stands for any)."""
+    if used.get(task) in by_scoring:
+        return by_scoring[used.get(task)]
+    if None in by_scoring:
+        return by_scoring[None]
+    return next(iter(by_scoring.values()), None) if task not in used else None
+
+
 def base_scores(results: Sequence[dict]) -> dict[str, float]:
-    return {r["task"]: r["eval"]["score"] for r in scored_results(results) if r.get("method") == "base" and r.get("eval")}
+    expanded = scored_results(results)
+    used = _scorings_used(expanded)
+    found = {task: _base_for(task, by, used) for task, by in _bases_by_scoring(expanded).items()}
+    return {task: score for task, score in found.items() if score is not None}
+
+
+def other_base_scores(results: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """task -> {scoring: the base's score} for the scorings the runs did not use: shown
+    beside the base score, since the two can differ by tens of points."""
+    expanded = scored_results(results)
+    used = _scorings_used(expanded)
+    return {task: {s: v for s, v in by.items() if s is not None and s != used.get(task)}
+            for task, by in _bases_by_scoring(expanded).items() if any(s not in (None, used.get(task)) for s in by)}
 
 
 @dataclass

@@ -159,6 +159,16 @@ def _tune(suite: SuiteConfig, execute, options, console: Console, max_attempts: 
     return runs
 
 
+def _other_scorings(task_cfg) -> list[str]:
+    """The scorings a task allows besides the one the suite uses: an instruction-tuned model
+    that answers in a sentence scores near 0 by generation and well by log-likelihood, so a
+    base score under one alone would misstate what fine-tuning added."""
+    from peftbench.run import resolve_task
+
+    task = resolve_task(task_cfg)
+    return [s for s in task.scorings if s != task.scoring]
+
+
 def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console | None = None,
               max_attempts: int = 2, executor: str = "local", options: ExecutorOptions | None = None,
               retry_failed: bool = False) -> list[dict]:
@@ -173,6 +183,9 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
     for task in [t for task in suite.tasks for t in [task, *(task.transfer or [])]]:
         console.print(f"[bold]base model[/] on {task.name}")
         results.append(execute_base_eval(suite.output_dir, suite.name, suite.model, task, suite.eval, show_progress))
+        for other in _other_scorings(task):  # the base under both scorings, where a task allows both
+            results.append(execute_base_eval(suite.output_dir, suite.name, suite.model,
+                                             task.model_copy(update={"scoring": other}), suite.eval, show_progress))
     if suite.retention:  # once, before the workers start, so they all read the cache
         from peftbench.retention import base_retention
 

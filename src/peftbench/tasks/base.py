@@ -60,6 +60,8 @@ class Task:
     description: str
     load_split: Callable[[Split], Sequence[Example]]
     metrics: tuple[str, ...] = ("accuracy",)
+    primary: Optional[str] = None  # the metric that ranks (default: the first)
+    labels: Optional[tuple[str, ...]] = None  # the answers a classification task accepts
     scoring: Literal["generate", "loglik"] = "generate"
     extractor: str = "first_line"
     source: str = "built-in"
@@ -78,10 +80,28 @@ class Task:
     # a scored prompt longer than the model's context: cut from the left (lm-evaluation-
     # harness's rule; counted in the results) or refuse to score the task
     long_prompts: Literal["truncate", "refuse"] = "truncate"
+    # the scorings its examples allow: log-likelihood needs candidate answers (`choices`)
+    scorings: tuple[str, ...] = ("generate",)
+
+    def __post_init__(self) -> None:
+        if self.scoring not in self.scorings:
+            self.scorings = (*self.scorings, self.scoring)
+
+    def scored_by(self, scoring: str) -> "Task":
+        """The task scored by `scoring` instead of its own (a suite's `task.scoring`)."""
+        if scoring not in self.scorings:
+            raise ValueError(f"task {self.name!r} cannot be scored by {scoring!r}; it allows {', '.join(self.scorings)}")
+        return self if scoring == self.scoring else replace(self, scoring=scoring)
 
     @property
     def primary_metric(self) -> str:
-        return self.metrics[0]
+        return self.primary or self.metrics[0]
+
+    def ranked_by(self, metric: str) -> "Task":
+        """The task with `metric` (one of its metrics) as its primary (a suite's `task.primary`)."""
+        if metric not in self.metrics:
+            raise ValueError(f"task {self.name!r} has no metric {metric!r}; it has {', '.join(self.metrics)}")
+        return replace(self, primary=metric)
 
     @property
     def executes_code(self) -> bool:

@@ -46,7 +46,7 @@ EXTRACTOR = {"micro-math": "final_number"}  # the others' answers are one line
 for _name, _generator, _description, _metrics, _scoring, _eval_split in _TARGETS:
     register_task(Task(
         name=_name, description=_description, load_split=partial(split_examples, _generator), metrics=_metrics,
-        scoring=_scoring, source=SOURCE, eval_split=_eval_split, extractor=EXTRACTOR.get(_name, "first_line"),
+        scoring=_scoring, scorings=("generate", "loglik") if _scoring == "loglik" else ("generate",), source=SOURCE, eval_split=_eval_split, extractor=EXTRACTOR.get(_name, "first_line"),
         splits=("train", "validation", "test") + (("transfer",) if _eval_split == "transfer" else ()),
         tags=("micro", "target"),
     ))

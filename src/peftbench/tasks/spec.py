@@ -92,6 +92,11 @@ class TaskSpec(_Strict):
     scoring: Literal["generate", "loglik"] = "generate"
     extractor: str = "first_line"
     metrics: list[str] = Field(min_length=1)
+    primary: Optional[str] = Field(None, description="the metric a leaderboard ranks by (the protocol's own: "
+                                   "PEFT-Bench's F1 or macro-F1 for classification); default: the first metric")
+    labels: Optional[list[str]] = Field(None, description="the answers a classification task accepts; an answer "
+                                        "outside them is invalid (counted; scored as wrong with "
+                                        "eval.invalid_answers: wrong, as PEFT-Bench does)")
     eval_split: str = "test"
     train_from: Optional[str] = Field(None, description="another task whose train split this task trains on")
     few_shot: FewShotSpec = Field(default_factory=FewShotSpec)
@@ -107,6 +112,8 @@ class TaskSpec(_Strict):
         from peftbench.metrics import is_known_metric
 
         problems = [f"unknown metric {m!r}" for m in self.metrics if not is_known_metric(m)]
+        if self.primary and self.primary not in self.metrics:
+            problems.append(f"primary {self.primary!r} is not among metrics {self.metrics}")
         if self.extractor not in EXTRACTORS:
             problems.append(f"unknown extractor {self.extractor!r}; known: {', '.join(EXTRACTORS.names())}")
         if self.scoring == "loglik" and not self.choices:
@@ -166,8 +173,10 @@ class TaskSpec(_Strict):
         return few_shot_text(self.rows(shots.split, files), shots.k, shots.seed, shots.separator, self.example)
 
     def load_split(self, split: str, files: Optional[Mapping[str, str]] = None) -> list[Example]:
-        if split == "train" and self.train_from and not (files and "train" in files):
-            return TASKS.get(self.train_from).examples("train")
+        if split == "train" and self.train_from:  # the other task's rows, read with its own schema and templates
+            source = TASKS.get(self.train_from)
+            return source.with_files({"train": files["train"]}).examples("train") if files and "train" in files \
+                else source.examples("train")
         shots = self._shots(files) if split != "train" else ""
         rows = self.rows(split, files)
         where = rows.where if hasattr(rows, "where") else (lambda i: f"row {i + 1}")
@@ -180,10 +189,12 @@ class TaskSpec(_Strict):
         return Task(
             name=self.name, description=self.description,
             load_split=lambda split: self.load_split(split, files),
-            metrics=tuple(self.metrics), scoring=self.scoring, extractor=self.extractor,
+            metrics=tuple(self.metrics), primary=self.primary, labels=tuple(self.labels) if self.labels else None,
+            scoring=self.scoring, extractor=self.extractor,
             source=self.source_label if not files else f"local files: {', '.join(f'{k}={v}' for k, v in files.items())}",
             splits=tuple(sorted(set(self.splits) | set(files or {}))), eval_split=self.eval_split, tags=tuple(self.tags),
             max_train=self.max_train, max_eval=self.max_eval, long_prompts=self.long_prompts,
+            scorings=("generate", "loglik") if self.choices else ("generate",),
             using_files=lambda new_files: self.to_task({**(files or {}), **new_files}),
             few_shot=self.few_shot.k, shots_from=self.few_shot.split,
             using_few_shot=lambda k: self._with_shots(k).to_task(files),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from peftbench.config import ModelConfig, model_identity
+from peftbench.config import ModelConfig
 from peftbench.errors import PeftbenchError
 from peftbench.models import load_model_and_tokenizer
 from peftbench.models.gguf import GGUF_MODELS, PackagedGguf, resolve_gguf
@@ -34,14 +34,13 @@ def test_a_missing_gguf_package_names_the_install_command():
         GGUF_MODELS.unregister("absent-gguf")
 
 
-def test_an_ordinary_model_is_not_gguf_and_keeps_its_run_id(tmp_path):
+def test_an_ordinary_model_is_not_gguf_and_a_gguf_file_is_part_of_a_run_id(tmp_path):
     from peftbench.run import config_hash
 
     assert resolve_gguf("tiny-random-llama", None) is None
     plain = run_config(tmp_path)
     named = run_config(tmp_path, model={"gguf_file": "model.Q4_0.gguf"})
     assert config_hash(plain) != config_hash(named)  # the file is part of a GGUF run's identity
-    assert "gguf_file" not in model_identity(plain.model)  # ids from before GGUF support stay valid
 
 
 def test_row_slices_of_a_packaged_file():

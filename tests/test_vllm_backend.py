@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import run_config
-from peftbench.config import EvalConfig, eval_identity, validate_run_config
+from peftbench.config import EvalConfig, validate_run_config
 from peftbench.errors import PeftbenchError
 from peftbench.evaluate.vllm_backend import lora_rank_slot, scoring_model, vllm_installed
 from peftbench.methods import METHODS
@@ -21,10 +21,11 @@ needs_vllm = pytest.mark.skipif(not vllm_installed(), reason="vllm is not instal
 ENGINE = {"enforce_eager": True}
 
 
-def test_backend_defaults_to_transformers_and_leaves_ids_alone():
+def test_backend_defaults_to_transformers_and_is_part_of_a_run_id(tmp_path):
+    from peftbench.run import run_id
+
     assert EvalConfig().backend == "transformers"
-    assert "backend" not in eval_identity(EvalConfig()) and "vllm_args" not in eval_identity(EvalConfig())
-    assert eval_identity(EvalConfig(backend="vllm"))["backend"] == "vllm"
+    assert run_id(run_config(tmp_path)) != run_id(run_config(tmp_path, eval={"backend": "vllm"}))
 
 
 def test_engine_settings_do_not_change_a_run_id(tmp_path):

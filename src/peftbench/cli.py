@@ -102,12 +102,13 @@ def print_leaderboard(results: list[dict], suite_dir: Path) -> None:
     for table in terminal_tables(rows, base_scores(results), other_base_scores(results)) + gap_tables(results):
         out.print(table)
     out.print(LEGEND, style="dim")
+    _warn_mixed(results)
     _, markdown, page = build_report(suite_dir, run_ids={r.get("run_id") for r in results})
     err.print(f"report: {markdown} and {page}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from peftbench.report.build import build_report
+    from peftbench.report.build import build_report, load_runs
 
     if args.pscp_from:
         return _published_pscp(args)
@@ -122,8 +123,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise PeftbenchError(str(exc)) from None
     for table in tables:
         out.print(table)
+    _warn_mixed(load_runs(root))
     err.print(f"wrote {markdown} and {page}")
     return 0
+
+
+def _warn_mixed(results: list[dict]) -> None:
+    from peftbench.report.summary import mixed_versions
+
+    for warning in mixed_versions(results):
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def _published_pscp(args: argparse.Namespace) -> int:
@@ -141,6 +150,28 @@ def _published_pscp(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row)
     out.print(table)
+    return 0
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    """Run the experiments the claims need (resumable), judge each claim, write findings.md/html."""
+    from peftbench.findings import CLAIMS, run_findings
+    from peftbench.findings.write import table_rows, write_findings
+    from peftbench.sweep.executors import ExecutorOptions
+
+    claims = [int(c) for c in args.claims.split(",")] if args.claims else [int(c) for c in CLAIMS.names()]
+    os.environ[WARNINGS_LOG_ENV] = str(Path(args.output_dir) / "findings-warnings.log")
+    verdicts, experiments = run_findings(claims, args.model, args.output_dir, err, not args.no_progress,
+                                         ExecutorOptions(workers=args.workers, show_progress=not args.no_progress),
+                                         args.set)
+    table = Table(title=f"findings ({args.model or 'micro'})")
+    for column in ("claim", "study", "claim", "verdict", "why"):
+        table.add_column(column, overflow="fold")
+    for row in table_rows(verdicts):
+        table.add_row(*row)
+    out.print(table)
+    markdown, page = write_findings(Path(args.output_dir) / "findings", verdicts, experiments, args.model or "micro")
+    err.print(f"wrote {markdown} and {page}")
     return 0
 
 
@@ -440,6 +471,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "(columns method, score, trainable_params, extra_tflops, memory_gb), e.g. "
                     "benchmarks/peft_bench_published_averages.csv")
     rp.set_defaults(func=cmd_report)
+
+    fd = sub.add_parser("findings", help="put the studies' claims to the test: run what each needs, judge it, "
+                        "write findings.md and findings.html")
+    fd.add_argument("--claims", help="comma-separated claim numbers (default: all 12)")
+    fd.add_argument("--model", help="the model every experiment uses (default: each config's, the micro model; "
+                    "smollm2-135m or a hub id on a GPU)")
+    fd.add_argument("--output-dir", default="runs", help="where the experiments' runs and findings/ go")
+    fd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a field of every experiment (e.g. train.max_steps=100 for a quick look)")
+    fd.add_argument("--workers", type=int, help="local worker processes (default: as `peftbench run`)")
+    fd.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    fd.set_defaults(func=cmd_findings)
 
     ls = sub.add_parser("list", help="list registered methods or tasks")
     ls.add_argument("what", choices=["methods", "tasks"])

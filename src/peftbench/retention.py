@@ -10,11 +10,10 @@ cross-entropy of the suites' reference answers between base and tuned model.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-from peftbench.config import EvalConfig, ModelConfig, RetentionConfig, eval_identity, model_identity, retention_identity
+from peftbench.config import EvalConfig, ModelConfig, RetentionConfig
+from peftbench.identity import retention_key
 from peftbench.evaluate import evaluate_task
 from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.vllm_backend import hf_model_of, plain_weights, scoring_model
@@ -68,8 +67,7 @@ def general_score(scores: dict[str, float]) -> float:
 
 def _base_path(output_dir: str, suite: str, model_cfg: ModelConfig, retention: RetentionConfig,
                eval_cfg: EvalConfig) -> Path:
-    key = json.dumps([model_identity(model_cfg), retention_identity(retention), eval_identity(eval_cfg)], sort_keys=True)
-    return Path(output_dir) / suite / "retention-base" / f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+    return Path(output_dir) / suite / "retention-base" / f"{retention_key(model_cfg, retention, eval_cfg)}.json"
 
 
 def base_retention(output_dir: str, suite: str, model_cfg: ModelConfig, retention: RetentionConfig,

@@ -8,8 +8,6 @@ leaves no `metrics.json`, and a later invocation simply runs it again.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import random
 import shutil
@@ -21,8 +19,8 @@ from typing import Optional
 import torch
 from transformers import set_seed
 
-from peftbench.config import (EvalConfig, ModelConfig, RunConfig, TaskConfig, eval_identity, load_yaml, model_identity,
-                              retention_identity, task_identity, to_plain, validate_run_config)
+from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
+from peftbench.identity import base_eval_key, run_hash, run_tasks, task_fingerprints, versions
 from peftbench.cost.measure import PeakMemory, structure_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
 from peftbench.cost.pscp import PscpConstants, pscp
@@ -51,31 +49,9 @@ METRICS_FILE = "metrics.json"
 ADAPTER_DIR = "adapter"
 
 
-# training settings that change how fast a run goes and how much memory it takes, not what
-# it optimises (packed batches give the same loss: tested), so not a run's identity
-SPEED_SETTINGS = ("batching", "gradient_checkpointing", "compile", "attention", "liger")
-
-
 def config_hash(cfg: RunConfig) -> str:
-    """Identity of a run: everything that changes its result (not where it is written)."""
-    plain = to_plain(cfg)
-    plain.pop("output_dir", None)
-    plain["train"].pop("report_to", None)  # where the log goes does not change the result
-    if plain["train"].get("checkpoint_every") is None:  # neither does scoring checkpoints; ids predating it stay
-        plain["train"].pop("checkpoint_every", None)
-    plain["model"] = model_identity(cfg.model)
-    plain["task"] = task_identity(cfg.task)
-    plain["eval"] = eval_identity(cfg.eval)
-    if cfg.retention:
-        plain["retention"] = retention_identity(cfg.retention)
-    for speed_only in SPEED_SETTINGS:  # they change speed and memory, not the objective: ids stay
-        plain["train"].pop(speed_only, None)
-    if plain["train"].get("precision") == "auto":  # mixed precision changes the numbers: part of an id when set
-        plain["train"].pop("precision")
-    if plain["train"].get("mode") == "sft":  # SFT runs keep the ids they had before GRPO existed
-        plain["train"].pop("mode")
-        plain["train"].pop("grpo", None)
-    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
+    """Identity of a run: everything that changes its result (identity.py)."""
+    return run_hash(cfg)
 
 
 def method_label(cfg: RunConfig) -> str:
@@ -211,6 +187,7 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
         "model": cfg.model.name,
         "seed": cfg.train.seed,
         "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
+        "versions": {**versions(), "tasks": task_fingerprints(run_tasks(cfg))},
         "status": "done" if result.status == "completed" else result.status,
         "train": {"mode": cfg.train.mode, "batching": train_cfg.batching, "processes": world_size(),
                   "precision": "bf16" if autocast_dtype(cfg.train.precision, device) else "fp32", **result.summary()},
@@ -430,10 +407,7 @@ def evaluate_saved_run(path: str | Path, cfg: RunConfig, model, tokenizer, show_
 
 
 def base_eval_path(output_dir: str, suite: str, model_cfg: ModelConfig, task_cfg: TaskConfig, eval_cfg: EvalConfig) -> Path:
-    scored = task_cfg.model_copy(update={"transfer": None})  # the base on this task, whatever it transfers to
-    key = json.dumps([model_identity(model_cfg), task_identity(scored), eval_identity(eval_cfg)], sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return Path(output_dir) / suite / f"base-{task_cfg.name}-{digest}"
+    return Path(output_dir) / suite / f"base-{task_cfg.name}-{base_eval_key(model_cfg, task_cfg, eval_cfg)}"
 
 
 def execute_base_eval(
@@ -459,6 +433,7 @@ def _base_eval(out: Path, suite: str, model_cfg: ModelConfig, task_cfg: TaskConf
     metrics = {
         "run_id": out.name, "suite": suite, "method": "base", "task": task_cfg.name,
         "model": model_cfg.name, "seed": None, "status": "done", "eval": evaluation,
+        "versions": {**versions(), "tasks": task_fingerprints([task_cfg])},
     }
     atomic_write_json(out / "provenance.json", collect(0, {}, started))
     atomic_write_json(out / METRICS_FILE, metrics)

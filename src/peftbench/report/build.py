@@ -15,8 +15,8 @@ from peftbench.analysis.trajectory import TRAJECTORY_FILE
 from peftbench.config import load_yaml
 from peftbench.io import atomic_write_text, read_json
 from peftbench.report import plots
-from peftbench.report.summary import (MethodSummary, base_scores, mean_ranks, other_base_scores, summarise,
-                                      transfer_gaps, verdict)
+from peftbench.report.summary import (MethodSummary, base_scores, mean_ranks, mixed_versions, other_base_scores,
+                                      summarise, transfer_gaps, verdict)
 from peftbench.run import METRICS_FILE
 
 
@@ -224,8 +224,9 @@ def _markdown_table(rows: list[MethodSummary], task: str) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(out: Path, rows, bases, ranks, figures, grading=(), gaps=(), others=None, pscp=((), None)) -> Path:
-    parts = ["# peftbench report", "", LEGEND, ""]
+def write_markdown(out: Path, rows, bases, ranks, figures, grading=(), gaps=(), others=None, pscp=((), None),
+                   warnings=()) -> Path:
+    parts = ["# peftbench report", "", *[f"**Warning:** {w}" for w in warnings], "", LEGEND, ""]
     for task in sorted({r.task for r in rows}):
         parts += [f"## {_title(rows, task, bases, others)}", "", _markdown_table(rows, task), "",
                   f"**Verdict.** {verdict(rows, task)}", ""]
@@ -263,8 +264,10 @@ th{background:#f0f4f8}td.num{text-align:right}tr.ns td{color:#7b8794}img{max-wid
 figure{margin:0}figcaption{font-size:13px;color:#52606d}"""
 
 
-def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=(), others=None, pscp=((), None)) -> Path:
-    body = ["<h1>peftbench report</h1>", f"<p>{html.escape(LEGEND)} Grey rows: (n.s.).</p>"]
+def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=(), others=None, pscp=((), None),
+               warnings=()) -> Path:
+    body = ["<h1>peftbench report</h1>", *[f"<p class='warning'><strong>Warning:</strong> {html.escape(w)}</p>"
+                                          for w in warnings], f"<p>{html.escape(LEGEND)} Grey rows: (n.s.).</p>"]
     for task in sorted({r.task for r in rows}):
         columns, shown = _shown(rows, task)
         body.append(f"<h2>{html.escape(_title(rows, task, bases, others))}</h2><table><tr>"
@@ -345,6 +348,7 @@ def build_report(root: Path, out: Optional[Path] = None, run_ids: Optional[set] 
     figures = _figures(rows, bases)
     grading, gaps, others = grading_rows(results), gap_sections(results), other_base_scores(results)
     pscp = (pscp_section(results, pscp_beta), pscp_beta)
+    warnings = mixed_versions(results)
     return (terminal_tables(rows, bases, others) + gap_tables(results) + ([pscp_table(*pscp)] if pscp[0] else []),
-            write_markdown(out, rows, bases, ranks, figures, grading, gaps, others, pscp),
-            write_html(out, rows, bases, ranks, figures, grading, gaps, others, pscp))
+            write_markdown(out, rows, bases, ranks, figures, grading, gaps, others, pscp, warnings),
+            write_html(out, rows, bases, ranks, figures, grading, gaps, others, pscp, warnings))

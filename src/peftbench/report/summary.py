@@ -6,6 +6,7 @@ t-test over seeds); and a one-line verdict per task."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import mean
@@ -316,3 +317,24 @@ def verdict(rows: Sequence[MethodSummary], task: str) -> str:
     if best.against_base in ("same", "below") or (best.vs_base is not None and best.vs_base <= 0):
         parts.append("nothing was learned beyond the base model")
     return f"{task}: " + "; ".join(parts)
+
+
+VERSIONED = ("results_format", "peftbench", "transformers", "peft", "torch")
+
+
+def mixed_versions(results: Sequence[dict]) -> list[str]:
+    """One warning per version that differs between the results compared (a package, the
+    results format, a task's spec): scores made before a fix sit beside scores made after."""
+    warnings = []
+    for key in VERSIONED:
+        found = sorted({str((r.get("versions") or {}).get(key, "unrecorded")) for r in results})
+        if len(found) > 1:
+            warnings.append(f"these results mix {key} {' and '.join(found)}: compare results of one version "
+                            "(run the suite again, or report the runs apart)")
+    tasks: dict[str, set] = defaultdict(set)
+    for r in results:
+        for name, fingerprint in ((r.get("versions") or {}).get("tasks") or {}).items():
+            tasks[name].add(json.dumps(fingerprint, sort_keys=True))
+    warnings += [f"these results score task {name} under {len(specs)} different specs (its template, extractor or "
+                 "metrics changed between runs)" for name, specs in sorted(tasks.items()) if len(specs) > 1]
+    return warnings

@@ -82,10 +82,17 @@ class Task:
     long_prompts: Literal["truncate", "refuse"] = "truncate"
     # the scorings its examples allow: log-likelihood needs candidate answers (`choices`)
     scorings: tuple[str, ...] = ("generate",)
+    version: int = 1  # bumped when a change alters scores; part of every run's identity
+    spec_digest: Optional[str] = None  # a YAML task's resolved spec (a Python task: its version alone)
 
     def __post_init__(self) -> None:
         if self.scoring not in self.scorings:
             self.scorings = (*self.scorings, self.scoring)
+
+    @property
+    def fingerprint(self) -> dict:
+        """What of the task a result depends on beyond the run's config: its version and spec."""
+        return {"version": self.version, "digest": self.spec_digest}
 
     def scored_by(self, scoring: str) -> "Task":
         """The task scored by `scoring` instead of its own (a suite's `task.scoring`)."""

@@ -83,6 +83,8 @@ class FewShotSpec(_Strict):
 
 class TaskSpec(_Strict):
     name: str
+    version: int = Field(1, ge=1, description="bump when a change alters scores (template, extractor, metrics): "
+                         "the version and a digest of the spec are part of every run's identity")
     description: str
     source: SourceSpec
     prompt: str
@@ -185,8 +187,17 @@ class TaskSpec(_Strict):
     def _with_shots(self, k: int) -> "TaskSpec":
         return self.model_copy(update={"few_shot": self.few_shot.model_copy(update={"k": k})})
 
+    @cached_property
+    def digest(self) -> str:
+        """The resolved spec's fingerprint: a changed template, extractor or metric is a new task."""
+        import hashlib
+
+        spec = self.model_dump(mode="json", exclude={"description", "tags"})
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
     def to_task(self, files: Optional[Mapping[str, str]] = None) -> Task:
         return Task(
+            version=self.version, spec_digest=self.digest,
             name=self.name, description=self.description,
             load_split=lambda split: self.load_split(split, files),
             metrics=tuple(self.metrics), primary=self.primary, labels=tuple(self.labels) if self.labels else None,

@@ -12,7 +12,7 @@ os.environ.setdefault("PEFTBENCH_HOME", tempfile.mkdtemp(prefix="peftbench-home-
 
 import pytest  # noqa: E402
 
-from peftbench.config import validate_run_config  # noqa: E402
+from peftbench.validate import validate_run_config  # noqa: E402
 from peftbench.tasks import TASKS, Example, Task, register_task  # noqa: E402
 
 PARITY_TASK = "test-parity"

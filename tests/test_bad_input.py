@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from peftbench.cli import main
-from peftbench.config import validate_suite_config
+from peftbench.validate import validate_suite_config
 from peftbench.evaluate import evaluate_task
 from peftbench.tasks.base import Example, Task
 

@@ -1,8 +1,8 @@
 import pytest
 
-from peftbench.config import (
-    SuiteConfig, apply_overrides, load_run_config, parse_yaml, validate_run_config, validate_suite_config,
-)
+from peftbench.config import SuiteConfig
+from peftbench.validate import load_run_config, validate_run_config, validate_suite_config
+from peftbench.yamlio import apply_overrides, parse_yaml
 from peftbench.errors import ConfigError
 from peftbench.run import run_id
 
@@ -108,7 +108,7 @@ def test_shipped_configs_validate():
     from peftbench.cli import packaged_config
 
     for path in packaged_config("x").parent.glob("*.yaml"):
-        from peftbench.config import load_suite_config
+        from peftbench.validate import load_suite_config
 
         assert isinstance(load_suite_config(path), SuiteConfig)
 

@@ -94,7 +94,7 @@ def test_several_samples_per_problem_feed_pass_at_k():
     import pytest
 
     from peftbench.errors import ConfigError
-    from peftbench.config import validate_eval_request
+    from peftbench.validate import validate_eval_request
 
     cfg = EvalConfig(batch_size=8, max_new_tokens=6, do_sample=True, num_samples=3)
     result = evaluate_model(ModelConfig(device="cpu"), TaskConfig(name="micro-code", max_eval=3, allow_code_execution=True),
@@ -289,7 +289,7 @@ def test_auto_batches_give_the_predictions_of_batches_of_16():
 def test_eval_batch_size_takes_a_number_or_auto_and_names_the_field_otherwise():
     import pytest
 
-    from peftbench.config import validate_run_config
+    from peftbench.validate import validate_run_config
     from peftbench.errors import ConfigError
 
     base = {"model": {"name": "micro"}, "method": {"name": "lora"}, "task": {"name": "micro-math"}}

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from peftbench.config import validate_run_config
+from peftbench.validate import validate_run_config
 from peftbench.errors import ConfigError
 from peftbench.models import load_model
 from peftbench.run import execute_run, load_run, run_dir, run_id
@@ -77,7 +77,7 @@ def test_grpo_config_is_checked():
 
 
 def test_a_suite_crosses_methods_with_training_modes():
-    from peftbench.config import validate_suite_config
+    from peftbench.validate import validate_suite_config
 
     suite = validate_suite_config({"methods": ["lora", "full"], "tasks": ["micro-math"], "modes": ["sft", "grpo"]})
     assert sorted((r.method.name, r.train.mode) for r in suite.expand()) == [

@@ -2,7 +2,7 @@
 template is a new run and a fresh base evaluation, never a stale score served again; and a
 report that mixes versions says so."""
 
-from peftbench.config import TaskConfig, validate_run_config
+from peftbench.validate import validate_run_config
 from peftbench.report.summary import mixed_versions
 from peftbench.tasks import TASKS
 from peftbench.tasks.spec import TaskSpec

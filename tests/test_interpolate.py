@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from peftbench.config import validate_run_config
+from peftbench.validate import validate_run_config
 from peftbench.errors import PeftbenchError
 from peftbench.models import load_model
 from peftbench.run import execute_run, load_run, merge_run, run_dir
@@ -102,7 +102,7 @@ def test_best_tradeoff_and_overshoot_on_a_hand_worked_path():
 
 def test_path_of_a_run_starts_at_the_base_score_and_ends_at_the_run_score(tmp_path, tiny_run):
     from peftbench.analysis.of_run import PATH_FILE, path_of_run
-    from peftbench.config import validate_retention
+    from peftbench.validate import validate_retention
     from peftbench.errors import UnknownNameError
     from peftbench.report.build import build_report
     from peftbench.retention import score_retention

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from peftbench.analysis.ioft import SAFE_LAYERS, ioft_run, rotation_strengths
-from peftbench.config import validate_run_config
+from peftbench.validate import validate_run_config
 from peftbench.errors import PeftbenchError
 from peftbench.run import execute_run, load_run, merge_run, run_dir
 

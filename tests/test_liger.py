@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from peftbench.config import validate_run_config
+from peftbench.validate import validate_run_config
 from peftbench.errors import ConfigError, PeftbenchError
 from peftbench.train.liger import INSTALL_HINT, liger_installed, require_liger
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import PreTrainedModel
 
-from peftbench.config import ModelConfig, TrainConfig, validate_run_config
+from peftbench.config import ModelConfig, TrainConfig
+from peftbench.validate import validate_run_config
 from peftbench.cost.params import count_parameters
 from peftbench.methods import METHODS, MethodContext, NotMergeableError
 from peftbench.models import load_model, load_tokenizer

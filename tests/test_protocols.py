@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from peftbench.cli import packaged_config
-from peftbench.config import load_suite_config
+from peftbench.validate import load_suite_config
 from peftbench.tasks import TASKS
 
 LLAMA3_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,

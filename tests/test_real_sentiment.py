@@ -53,7 +53,7 @@ def test_sst2_to_imdb_trains_from_local_files_in_sst2s_own_schema(tmp_path):
     test side with IMDB's (`text`): both from local files."""
     import json
 
-    from peftbench.config import validate_run_config
+    from peftbench.validate import validate_run_config
     from peftbench.io import read_json
     from peftbench.run import execute_run, run_dir
 

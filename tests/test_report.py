@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from peftbench.config import validate_suite_config
+from peftbench.validate import validate_suite_config
 from peftbench.sweep import run_suite
 
 

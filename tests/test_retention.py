@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from peftbench.config import ModelConfig, validate_run_config, validate_suite_config
+from peftbench.config import ModelConfig
+from peftbench.validate import validate_run_config, validate_suite_config
 from peftbench.errors import ConfigError
 from peftbench.evaluate import evaluate_task
 from peftbench.models import load_model, load_tokenizer
@@ -89,7 +90,7 @@ def test_general_score_averages_families_first():
 
 
 def test_default_retention_depends_on_the_model():
-    from peftbench.config import validate_run_config
+    from peftbench.validate import validate_run_config
     from peftbench.tasks.micro import GENERAL_TASKS
 
     micro = validate_run_config({"model": {"name": "micro"}, "method": "lora", "task": "micro-math",

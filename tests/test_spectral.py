@@ -99,7 +99,7 @@ def test_spectral_analysis_refuses_soft_prompts(tiny_run):
 
 def test_a_suite_analysis_block_analyses_every_mergeable_run(tmp_path):
     from peftbench.analysis.of_run import PATH_FILE
-    from peftbench.config import validate_suite_config
+    from peftbench.validate import validate_suite_config
     from peftbench.errors import ConfigError
     from peftbench.report.build import build_report
     from peftbench.sweep.runner import run_suite

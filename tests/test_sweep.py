@@ -135,7 +135,7 @@ def test_local_workers_share_a_sweep_without_doing_a_run_twice(tmp_path):
 
 def test_ray_executor_runs_a_sweep_on_a_local_ray_instance(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'peftbench[cluster]')")
-    from peftbench.config import load_suite_config
+    from peftbench.validate import load_suite_config
     from peftbench.sweep import run_suite
     from peftbench.sweep.executors import ExecutorOptions
 
@@ -161,7 +161,7 @@ def test_local_workers_report_progress_and_failures_as_runs_finish(tmp_path, cap
 
     from rich.console import Console
 
-    from peftbench.config import load_suite_config
+    from peftbench.validate import load_suite_config
     from peftbench.sweep import run_suite
     from peftbench.sweep.executors import ExecutorOptions
 
@@ -186,7 +186,7 @@ def test_cpu_workers_follow_cores_runs_and_memory(monkeypatch):
     import psutil
 
     from peftbench.cli import packaged_config
-    from peftbench.config import load_suite_config
+    from peftbench.validate import load_suite_config
     from peftbench.sweep.executors import RUN_OVERHEAD_BYTES, default_workers
 
     runs = load_suite_config(packaged_config("all-methods")).expand()  # 66 runs of the 3.1M micro model
@@ -234,7 +234,7 @@ def test_a_run_killed_twice_is_still_run_again_and_the_sweep_completes(tmp_path)
 
 
 def test_failed_runs_wait_for_retry_failed_and_killed_ones_do_not(tmp_path):
-    from peftbench.config import validate_suite_config
+    from peftbench.validate import validate_suite_config
     from peftbench.sweep import run_suite
 
     suite = validate_suite_config({

@@ -119,7 +119,7 @@ def test_real_bbh_files_load_for_every_subtask():
 
 
 def test_suite_config_checks_files_splits_and_eval_only_tasks(tmp_path):
-    from peftbench.config import validate_suite_config
+    from peftbench.validate import validate_suite_config
     from peftbench.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
@@ -135,7 +135,7 @@ def test_suite_config_checks_files_splits_and_eval_only_tasks(tmp_path):
 
 
 def test_a_group_name_expands_to_its_members():
-    from peftbench.config import validate_suite_config
+    from peftbench.validate import validate_suite_config
 
     suite = validate_suite_config({"name": "x", "methods": ["lora"], "tasks": [
         {"name": "bbh", "data_files": {"train": str(FIXTURES / "bbh.json")}, "max_eval": 3}]})
@@ -239,7 +239,7 @@ def test_task_config_few_shot_replaces_a_yaml_tasks_own_shots(tmp_path):
 
 
 def test_few_shot_on_a_task_without_a_split_to_draw_from_names_the_field():
-    from peftbench.config import validate_run_config
+    from peftbench.validate import validate_run_config
     from peftbench.errors import ConfigError
 
     raw = {"method": {"name": "lora"}, "task": {"name": "micro-math"},
@@ -253,7 +253,7 @@ def test_few_shot_on_a_task_without_a_split_to_draw_from_names_the_field():
 
 
 def test_few_shot_changes_a_runs_identity():
-    from peftbench.config import validate_run_config
+    from peftbench.validate import validate_run_config
     from peftbench.run import run_id
 
     raw = {"method": {"name": "lora"}, "task": {"name": "micro-math"}}

@@ -1,12 +1,13 @@
-"""train.report_to: the training log reaches tensorboard, mlflow and wandb unchanged."""
+"""train.report_to: the training log and the final scores reach tensorboard, mlflow and wandb."""
 
 import json
 
 import pytest
 
-from peftbench.config import validate_run_config
 from peftbench.errors import ConfigError
+from peftbench.io import read_json
 from peftbench.run import execute_run, run_dir, run_id
+from peftbench.validate import validate_run_config
 
 
 def _run(tmp_path, report_to):
@@ -37,6 +38,8 @@ def test_trackers_receive_the_training_log(tmp_path, monkeypatch):
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     assert {e.step: e.value for e in events.Scalars("train/loss")} == pytest.approx(losses)
+    score = read_json(out / "metrics.json")["eval"]["score"]
+    assert [e.value for e in events.Scalars("final/score")] == pytest.approx([score])  # the result, not only the log
 
     from mlflow.tracking import MlflowClient
 
@@ -45,6 +48,7 @@ def test_trackers_receive_the_training_log(tmp_path, monkeypatch):
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == run_id(cfg) and run.data.params["method.name"] == "lora"
     assert {m.step: m.value for m in client.get_metric_history(run.info.run_id, "loss")} == pytest.approx(losses)
+    assert run.data.metrics["final/score"] == pytest.approx(score) and "final/pscp" in run.data.metrics
 
     # wandb's offline transaction log (protobuf records) holds each value as JSON text
     (transactions,) = (out / "wandb").glob("offline-run-*/run-*.wandb")

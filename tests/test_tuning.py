@@ -7,7 +7,8 @@ import pytest
 import yaml
 from transformers import set_seed
 
-from peftbench.config import MethodConfig, ModelConfig, TaskConfig, TrainConfig, TuningConfig, validate_suite_config
+from peftbench.config import MethodConfig, ModelConfig, TaskConfig, TrainConfig, TuningConfig
+from peftbench.validate import validate_suite_config
 from peftbench.errors import ConfigError
 from peftbench.io import read_json
 from peftbench.models import load_model, load_tokenizer

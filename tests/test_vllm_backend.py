@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import run_config
-from peftbench.config import EvalConfig, validate_run_config
+from peftbench.config import EvalConfig
+from peftbench.validate import validate_run_config
 from peftbench.errors import PeftbenchError
 from peftbench.evaluate.vllm_backend import lora_rank_slot, scoring_model, vllm_installed
 from peftbench.methods import METHODS

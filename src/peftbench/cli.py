@@ -45,7 +45,7 @@ def resolve_suite_path(value: Optional[str]) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from peftbench.config import load_suite_config
+    from peftbench.validate import load_suite_config
     from peftbench.sweep import run_suite
     from peftbench.launch import world_size
 
@@ -112,6 +112,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.pscp_from:
         return _published_pscp(args)
+    if args.format in ("csv", "jsonl"):
+        return _flat_results(args)
     if not args.runs:
         raise PeftbenchError("give the runs folder a suite wrote (e.g. runs/quickstart), or --pscp-from FILE")
     root = Path(args.runs)
@@ -133,6 +135,19 @@ def _warn_mixed(results: list[dict]) -> None:
 
     for warning in mixed_versions(results):
         err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+
+
+def _flat_results(args: argparse.Namespace) -> int:
+    """One flat row per run (huggingface/peft's method-comparison way), as CSV or JSON lines."""
+    from peftbench.report.flat import flat_rows, write_rows
+    from peftbench.rundir import load_runs
+
+    if not args.runs or not Path(args.runs).is_dir():
+        raise PeftbenchError(f"no runs folder {args.runs}; give the folder a suite wrote, e.g. runs/quickstart")
+    rows = flat_rows(load_runs(Path(args.runs)))
+    path = write_rows(rows, args.format, Path(args.out) if args.out else None)
+    err.print(f"{len(rows)} runs -> {path or 'stdout'}")
+    return 0
 
 
 def _published_pscp(args: argparse.Namespace) -> int:
@@ -192,7 +207,7 @@ def dry_run_table(runs, title: str) -> Table:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from peftbench.config import load_run_config
+    from peftbench.validate import load_run_config
     from peftbench.run import execute_run, run_dir
     from peftbench.launch import is_main_process
 
@@ -208,9 +223,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from peftbench.config import apply_overrides, validate_eval_request, validate_run_config
+    from peftbench.validate import validate_run_config
+    from peftbench.yamlio import apply_overrides
     from peftbench.io import atomic_write_json
-    from peftbench.run import evaluate_model, evaluate_saved_run, load_run
+    from peftbench.run import evaluate_saved_run, load_run
 
     if bool(args.run) == bool(args.model or args.task):
         raise PeftbenchError("give either --run DIR, or --task NAME [--model NAME] to evaluate a base model")
@@ -220,14 +236,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
             cfg = validate_run_config(apply_overrides(cfg.model_dump(mode="json"), args.set), "--set")
         result = evaluate_saved_run(args.run, cfg, model, tokenizer, not args.no_progress)
     else:
-        raw = {"model": {"name": args.model} if args.model else {}, "task": {"name": args.task}} if args.task \
-            else {"model": {"name": args.model}}
-        cfg = validate_eval_request(apply_overrides(raw, args.set), "command line")
-        result = evaluate_model(cfg.model, cfg.task, cfg.eval, show_progress=not args.no_progress)
+        return _eval_base(args)
     records = result.pop("records")
     if args.out:
         atomic_write_json(args.out, {**result, "records": records})
     _print_metrics({"eval": result})
+    return 0
+
+
+def _eval_base(args: argparse.Namespace) -> int:
+    """A base model on one or several tasks (groups expanded), loaded once: lm-evaluation-harness's habits."""
+    from peftbench.io import atomic_write_json
+    from peftbench.models import load_model, load_tokenizer
+    from peftbench.run import evaluate_model
+    from peftbench.validate import expand_task_groups, validate_eval_request
+    from peftbench.yamlio import apply_overrides
+
+    if not args.task:
+        raise PeftbenchError("give --task NAME[,NAME...] with --model, or --run DIR")
+    task = {k: v for k, v in {"max_eval": args.limit, "few_shot": args.num_fewshot}.items() if v is not None}
+    requests = [validate_eval_request(apply_overrides({"model": {"name": args.model} if args.model else {},
+                                                       "task": {"name": name, **task}}, args.set), "command line")
+                for name in args.task.split(",")]
+    tasks = expand_task_groups([r.task for r in requests])
+    model_cfg, eval_cfg = requests[0].model, requests[0].eval
+    model, tokenizer = load_model(model_cfg), load_tokenizer(model_cfg)
+    results = {t.name: evaluate_model(model_cfg, t, eval_cfg, model=model, tokenizer=tokenizer,
+                                      show_progress=not args.no_progress) for t in tasks}
+    table = Table(title=f"{model_cfg.name}")
+    for column in ("task", "metric", "score %", "examples"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for name, result in results.items():
+        table.add_row(name, result["primary_metric"], f"{100 * result['score']:.1f}", str(result["samples"]))
+    out.print(table)
+    if args.out:
+        atomic_write_json(args.out, results)
     return 0
 
 
@@ -254,7 +297,8 @@ def cmd_analyze_spectral(args: argparse.Namespace) -> int:
 def cmd_analyze_interpolate(args: argparse.Namespace) -> int:
     from peftbench.analysis.interpolate import parse_alphas
     from peftbench.analysis.of_run import PATH_FILE, path_of_run
-    from peftbench.config import load_yaml, validate_retention
+    from peftbench.validate import validate_retention
+    from peftbench.yamlio import load_yaml
 
     model_name = (load_yaml(Path(args.run) / "config.yaml").get("model") or {}).get("name")
     retention = validate_retention(args.retention, model_name=model_name) if args.retention else None
@@ -312,6 +356,35 @@ def cmd_micro_card(args: argparse.Namespace) -> int:
     card = write_card(Path(args.folder), samples=args.samples, show_progress=not args.no_progress)
     for name, score in card["scores"].items():
         out.print(f"{name:28s} {100 * score:6.1f}")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Versions and devices, for a bug report."""
+    import platform
+
+    import torch
+
+    from peftbench.provenance import package_versions
+
+    table = Table(title="peftbench env")
+    table.add_column("what")
+    table.add_column("value")
+    for name, version in package_versions().items():
+        table.add_row(name, str(version))
+    table.add_row("platform", platform.platform())
+    table.add_row("cpu threads", str(torch.get_num_threads()))
+    table.add_row("cuda", f"{torch.cuda.device_count()} x {torch.cuda.get_device_name()}" if torch.cuda.is_available()
+                  else "none")
+    try:
+        from peftbench.sandbox import require_isolation
+
+        require_isolation()
+        sandbox = "ready (bubblewrap, seccomp)"
+    except PeftbenchError as exc:
+        sandbox = f"unavailable: {exc}"
+    table.add_row("code sandbox", sandbox)
+    out.print(table)
     return 0
 
 
@@ -377,7 +450,11 @@ def _common(parser: argparse.ArgumentParser, overrides: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="peftbench", description="Compare parameter-efficient fine-tuning methods.")
+    from peftbench import __version__
+
+    parser = argparse.ArgumentParser(prog="peftbench", description="Compare parameter-efficient fine-tuning methods.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"peftbench {__version__}")
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -406,7 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a finished run, or a base model on a task")
     ev.add_argument("--run", help="run directory to evaluate")
     ev.add_argument("--model", help="base model: built-in name, local folder or hub id")
-    ev.add_argument("--task", help="task name (with --model)")
+    ev.add_argument("--task", "--tasks", dest="task", help="task names or groups, comma-separated (with --model), "
+                    "e.g. sst2,bbh")
+    ev.add_argument("--limit", type=int, help="score at most N examples of each task (a seeded sample)")
+    ev.add_argument("--num-fewshot", type=int, help="k solved examples before every prompt (task.few_shot)")
     ev.add_argument("--out", help="write scores and per-example records to this JSON file")
     _common(ev)
     ev.set_defaults(func=cmd_eval)
@@ -465,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="leaderboard, report.md and a self-contained report.html from finished runs")
     rp.add_argument("runs", nargs="?", help="folder holding run directories (e.g. runs/quickstart)")
     rp.add_argument("--out", help="where report.md, plots/ and report.html go (default: the runs folder)")
+    rp.add_argument("--format", choices=["md", "html", "csv", "jsonl"], default="md",
+                    help="md/html: report.md and report.html (both, default); csv/jsonl: one flat row per run "
+                    "(to --out, a file, or stdout)")
     rp.add_argument("--pscp-beta", type=float, help="the PSCP exponents for the method-level table (default 1, "
                     "PEFT-Bench's table; its final script uses 2)")
     rp.add_argument("--pscp-from", metavar="CSV", help="print the PSCP table of published averages instead "
@@ -484,22 +567,50 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--no-progress", action="store_true", help="hide progress bars")
     fd.set_defaults(func=cmd_findings)
 
+    ev = sub.add_parser("env", help="versions, devices and the code sandbox, for a bug report")
+    ev.set_defaults(func=cmd_env)
+
     ls = sub.add_parser("list", help="list registered methods or tasks")
     ls.add_argument("what", choices=["methods", "tasks"])
     ls.set_defaults(func=cmd_list)
     for command in sub.choices.values():  # `peftbench run --verbose` as well as `peftbench --verbose run`
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        command.add_argument("--include-path", action="append", metavar="DIR", default=argparse.SUPPRESS,
+                             help="also register the task YAML files in DIR (repeatable)")
     return parser
 
 
+EXAMPLES = """examples:
+  peftbench run                                   the quickstart: six methods on the micro world
+  peftbench run real-sentiment --dry-run          list a shipped suite's runs without training
+  peftbench run my.yaml --set train.lr=1e-3       any suite, a field overridden
+  peftbench eval --task gsm8k --model micro       score a base model
+  peftbench report runs/quickstart --format csv   one flat row per run
+  peftbench findings --claims 1,7                 put two of the studies' claims to the test
+"""
+
 VERBOSE_HELP = "also print library warnings in the terminal (they always go to the suite's warnings.log)"
+
+
+def _load_extensions(include_path: bool) -> None:
+    """Plugins (the `peftbench.plugins` entry points) and --include-path task files."""
+    from peftbench.plugins import load_plugins
+
+    load_plugins()
+    if include_path:
+        from peftbench.tasks.catalog import register_include_path
+
+        register_include_path()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_library_output(verbose=args.verbose)
+    if getattr(args, "include_path", None):  # this process, and sweep workers through the environment
+        os.environ["PEFTBENCH_INCLUDE_PATH"] = os.pathsep.join(args.include_path)
     keep_freed_memory()
     try:
+        _load_extensions(bool(getattr(args, "include_path", None)))
         return args.func(args)
     except PeftbenchError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # one line, unwrapped

@@ -25,7 +25,7 @@ MAX_LENGTH = 512
 
 
 def _examples(task_cfg, retention: RetentionConfig):
-    from peftbench.run import eval_examples, resolve_task
+    from peftbench.tasks.select import eval_examples, resolve_task
 
     task = resolve_task(task_cfg)
     if not (task_cfg.max_eval or task.max_eval):

@@ -7,19 +7,20 @@ leaves no `metrics.json`, and a later invocation simply runs it again.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import random
 import shutil
 import socket
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Optional
 
 import torch
 from transformers import set_seed
 
-from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, load_yaml, to_plain, validate_run_config
+from peftbench.config import EvalConfig, ModelConfig, RunConfig, TaskConfig, to_plain
+from peftbench.validate import validate_run_config
+from peftbench.yamlio import load_yaml
+from peftbench.rundir import ADAPTER_DIR, METRICS_FILE, is_finished  # noqa: F401
 from peftbench.identity import base_eval_key, run_hash, run_tasks, task_fingerprints, versions
 from peftbench.cost.measure import PeakMemory, structure_flops
 from peftbench.cost.params import cost_summary, count_parameters, directory_size
@@ -36,17 +37,15 @@ from peftbench.models.loading import model_source, resolve_device
 from peftbench.provenance import collect, now
 from peftbench.retention import base_retention, compare, score_retention
 from peftbench.tasks import TASKS, data_hash
-from peftbench.tasks.sources import DataSourceError
+from peftbench.tasks.select import eval_examples, hold_out, resolve_task, split_data  # noqa: F401
 from peftbench.train.liger import require_liger
 from peftbench.analysis.trajectory import Trajectory
 from peftbench.analysis.trajectory import point as trajectory_point
 from peftbench.launch import is_main_process, process_rank, world_size
 from peftbench.train.modes import TRAINING_MODES
 from peftbench.train.sft import autocast_dtype, total_optimizer_steps
-from peftbench.train.tracking import Fanout, open_trackers
+from peftbench.train.tracking import Fanout, final_record, open_trackers
 
-METRICS_FILE = "metrics.json"
-ADAPTER_DIR = "adapter"
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -69,61 +68,6 @@ def run_dir(cfg: RunConfig) -> Path:
     return Path(cfg.output_dir) / cfg.suite / run_id(cfg)
 
 
-def is_finished(path: Path) -> bool:
-    return (path / METRICS_FILE).is_file()
-
-
-def resolve_task(task_cfg: TaskConfig):
-    """The registered task, reading the config's local files when it names some, with the
-    config's number of few-shot examples when it gives one."""
-    task = TASKS.get(task_cfg.name)
-    task = task.with_files(task_cfg.data_files) if task_cfg.data_files else task
-    task = task.with_few_shot(task_cfg.few_shot) if task_cfg.few_shot is not None else task
-    task = task.scored_by(task_cfg.scoring) if task_cfg.scoring else task
-    task = dataclasses.replace(task, metrics=tuple(task_cfg.metrics), primary=None) if task_cfg.metrics else task
-    task = task.ranked_by(task_cfg.primary) if task_cfg.primary else task
-    return dataclasses.replace(task, max_new_tokens=task_cfg.max_new_tokens) if task_cfg.max_new_tokens else task
-
-
-def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list]:
-    """Split training examples into (train, validation): a seeded `fraction` held out."""
-    n_held = max(1, round(fraction * len(examples)))
-    held = set(random.Random(seed).sample(range(len(examples)), n_held))
-    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
-
-
-def split_data(task, task_cfg: TaskConfig, need_train: bool = True, need_validation: bool = False) -> dict[str, list]:
-    """The run's examples: train, validation (held out of train, or the task's own; read
-    only when needed) and the split it is scored on (`task_cfg.eval_split`, default the
-    task's test split)."""
-    eval_split = task_cfg.eval_split or task.eval_split
-    eval_cap = task_cfg.max_eval or task.max_eval
-    need_validation = need_validation or eval_split == "validation"
-    data: dict[str, list] = {}
-    if need_train or task_cfg.validation_fraction:  # a hold-out changes what train is
-        data["train"] = task.examples("train", task_cfg.max_train or task.max_train, task_cfg.sample_seed)
-    if task_cfg.validation_fraction:
-        data["train"], data["validation"] = hold_out(data["train"], task_cfg.validation_fraction, task_cfg.sample_seed)
-    elif need_validation:
-        if "validation" not in task.splits:
-            raise PeftbenchError(f"task {task.name!r} has no validation split ({', '.join(task.splits)}); "
-                                 "set task.validation_fraction to hold some training examples out")
-        data["validation"] = task.examples("validation", eval_cap, task_cfg.sample_seed)
-    if eval_split == "validation":
-        data["eval"] = data["validation"]
-    else:
-        data["eval"] = task.examples(eval_split, eval_cap, task_cfg.sample_seed)
-    for role, examples in data.items():
-        if not examples:  # an empty training set would loop forever looking for a batch
-            split = {"eval": eval_split}.get(role, role)
-            origin = (task_cfg.data_files or {}).get("train" if role == "validation" else split) or task.source
-            raise DataSourceError(f"{origin}: task {task.name!r} has no {split} examples; give a file with rows "
-                                  "in the dataset's schema")
-    return data
-
-
-def eval_examples(task, task_cfg: TaskConfig):
-    return split_data(task, task_cfg, need_train=False)["eval"]
 
 
 def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False) -> dict:
@@ -167,64 +111,65 @@ def execute_run(cfg: RunConfig, show_progress: bool = True, force: bool = False)
     trajectory = Trajectory(out, model, tokenizer, task, eval_data, cfg) if cfg.train.checkpoint_every and main else None
     if trajectory is not None:
         trajectory.add(_base_point(cfg, show_progress))
-    trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg)) if main else []
-    try:
+    with ExitStack() as closing:
+        trackers = open_trackers(cfg.train.report_to, out, run_id(cfg), to_plain(cfg)) if main else []
+        for tracker in trackers:  # open until the final scores are in, closed however the run ends
+            closing.callback(tracker.close)
         with (JsonlLog(out / "train_log.jsonl") if main else nullcontext()) as log, PeakMemory(device) as memory:
             result = TRAINING_MODES.get(cfg.train.mode)(
                 model, tokenizer, task, data, train_cfg, Fanout(log, *trackers), show_progress, optimizer,
                 lambda step: method.on_step(model, step), work_dir=out / "trainer", on_checkpoint=trajectory)
-    finally:
-        for tracker in trackers:
-            tracker.close()
-    if not main:  # the main process holds the same weights: it evaluates and writes the run
-        return {"run_id": run_id(cfg), "status": result.status, "process": process_rank()}
+        if not main:  # the main process holds the same weights: it evaluates and writes the run
+            return {"run_id": run_id(cfg), "status": result.status, "process": process_rank()}
 
-    metrics = {
-        "run_id": run_id(cfg),
-        "suite": cfg.suite,
-        "method": method_label(cfg),
-        "task": cfg.task.name,
-        "model": cfg.model.name,
-        "seed": cfg.train.seed,
-        "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
-        "versions": {**versions(), "tasks": task_fingerprints(run_tasks(cfg))},
-        "status": "done" if result.status == "completed" else result.status,
-        "train": {"mode": cfg.train.mode, "batching": train_cfg.batching, "processes": world_size(),
-                  "precision": "bf16" if autocast_dtype(cfg.train.precision, device) else "fp32", **result.summary()},
-        "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
-                 "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
-    }
-    if result.status == "completed":
-        atomic_write_dir(out / ADAPTER_DIR, lambda tmp: method.save(model, tmp))
-        metrics["cost"]["adapter_bytes"] = directory_size(out / ADAPTER_DIR)
-        metrics["cost"].update(_inference_flops(model, base_flops))
-        model, merged = inference_model(method, params, model)
-        # the base's retention first (cached after the first run): under vLLM each model's
-        # engine takes its share of the free memory, so two must not be open at once
-        base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress) \
-            if cfg.retention else None
-        with served_for_scoring(cfg, method, params, model, tokenizer, out / ADAPTER_DIR) as scored:
-            evaluation = evaluate_task(scored, tokenizer, task, eval_data, cfg.eval, show_progress)
-            evaluation["merged"] = merged
-            atomic_write_json(out / "predictions.json", evaluation.pop("records"))
-            metrics["eval"] = evaluation
-            metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
-                                            "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
-            metrics["pscp"] = pscp_of(metrics)
-            if transfer:  # the same model on the other tasks (trained on SST-2, scored on IMDB)
-                metrics["transfer"] = {}
-                for name, (other, _) in transfer.items():
-                    scored_on = evaluate_task(scored, tokenizer, other, transfer_data[name], cfg.eval, show_progress)
-                    atomic_write_json(out / f"predictions-{name}.json", scored_on.pop("records"))
-                    metrics["transfer"][name] = scored_on
-            if cfg.retention:
-                tuned = score_retention(scored, tokenizer, cfg.retention, cfg.eval, show_progress)
-                metrics["retention"] = compare(base, tuned)
-        if trajectory is not None:
-            trajectory.add(trajectory_point(result.steps, evaluation["score"], tuned if cfg.retention else None))
-    atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(source)))
-    atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
-    return metrics
+        metrics = {
+            "run_id": run_id(cfg),
+            "suite": cfg.suite,
+            "method": method_label(cfg),
+            "task": cfg.task.name,
+            "model": cfg.model.name,
+            "seed": cfg.train.seed,
+            "host": socket.gethostname(), "worker_pid": os.getpid(),  # where it ran (sweeps spread runs out)
+            "versions": {**versions(), "tasks": task_fingerprints(run_tasks(cfg))},
+            "status": "done" if result.status == "completed" else result.status,
+            "train": {"mode": cfg.train.mode, "batching": train_cfg.batching, "processes": world_size(),
+                      "precision": "bf16" if autocast_dtype(cfg.train.precision, device) else "fp32", **result.summary()},
+            "cost": {**cost_summary(trainable, base_total), "total_params": total_after,
+                     "peak_memory_bytes": memory.peak_bytes, "peak_memory_kind": memory.kind},
+        }
+        if result.status == "completed":
+            atomic_write_dir(out / ADAPTER_DIR, lambda tmp: method.save(model, tmp))
+            metrics["cost"]["adapter_bytes"] = directory_size(out / ADAPTER_DIR)
+            metrics["cost"].update(_inference_flops(model, base_flops))
+            model, merged = inference_model(method, params, model)
+            # the base's retention first (cached after the first run): under vLLM each model's
+            # engine takes its share of the free memory, so two must not be open at once
+            base = base_retention(cfg.output_dir, cfg.suite, cfg.model, cfg.retention, cfg.eval, show_progress) \
+                if cfg.retention else None
+            with served_for_scoring(cfg, method, params, model, tokenizer, out / ADAPTER_DIR) as scored:
+                evaluation = evaluate_task(scored, tokenizer, task, eval_data, cfg.eval, show_progress)
+                evaluation["merged"] = merged
+                atomic_write_json(out / "predictions.json", evaluation.pop("records"))
+                metrics["eval"] = evaluation
+                metrics["cost"]["inference"] = {"samples_per_s": evaluation["samples_per_s"],
+                                                "latency_s_per_sample": evaluation["seconds"] / evaluation["samples"]}
+                metrics["pscp"] = pscp_of(metrics)
+                if transfer:  # the same model on the other tasks (trained on SST-2, scored on IMDB)
+                    metrics["transfer"] = {}
+                    for name, (other, _) in transfer.items():
+                        scored_on = evaluate_task(scored, tokenizer, other, transfer_data[name], cfg.eval, show_progress)
+                        atomic_write_json(out / f"predictions-{name}.json", scored_on.pop("records"))
+                        metrics["transfer"][name] = scored_on
+                if cfg.retention:
+                    tuned = score_retention(scored, tokenizer, cfg.retention, cfg.eval, show_progress)
+                    metrics["retention"] = compare(base, tuned)
+            if trajectory is not None:
+                trajectory.add(trajectory_point(result.steps, evaluation["score"], tuned if cfg.retention else None))
+        atomic_write_json(out / "provenance.json", collect(cfg.train.seed, hashes, started, _model_origin(source)))
+        for tracker in trackers:  # the final scores, not only the training log
+            tracker.write(final_record(metrics, result.steps))
+        atomic_write_json(out / METRICS_FILE, metrics)  # last: marks the run finished
+        return metrics
 
 
 def require_model_reachable(model_cfg: ModelConfig) -> None:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 
@@ -17,14 +17,13 @@ from peftbench.analysis import spectral
 from peftbench.analysis.interpolate import walker
 from peftbench.analysis.tradeoff import MIN_RETENTION_GAIN_POINTS, TRADEOFFS, best_point
 from peftbench.errors import PeftbenchError
-from peftbench.io import atomic_write_json, read_json
+from peftbench.rundir import PATH_FILE, SPECTRAL_FILE, stored  # noqa: F401
+from peftbench.io import atomic_write_json
 from peftbench.methods import METHODS, NotMergeableError
 from peftbench.models import load_model
 from peftbench.progress import progress_bar
 
-SPECTRAL_FILE = "spectral.json"
 SPECTRAL_PROFILES_FILE = "spectral_profiles.safetensors"
-PATH_FILE = "path.json"
 
 
 def _needs_merge(method, what: str) -> None:
@@ -66,7 +65,8 @@ def path_of_run(
     """Target (and retention, when the run or `retention` names suites) at each alpha."""
     from peftbench.evaluate import evaluate_task
     from peftbench.retention import score_retention
-    from peftbench.run import eval_examples, load_run, method_label, resolve_task
+    from peftbench.run import load_run, method_label
+    from peftbench.tasks.select import eval_examples, resolve_task
 
     TRADEOFFS.get(tradeoff)  # an unknown name fails now, not after scoring the whole path
     if not alphas:
@@ -100,17 +100,11 @@ def path_of_run(
     return result
 
 
-def stored(path: str | Path, name: str) -> Optional[dict]:
-    """A stored analysis of a run (SPECTRAL_FILE, PATH_FILE), or None when not run yet."""
-    file = Path(path) / name
-    return read_json(file) if file.is_file() else None
-
-
 def analyze_finished(run_dirs: Sequence[Path], analysis, retention, console, show_progress: bool = True) -> None:
     """Run a suite's `analysis:` block on its finished runs; each analysis already stored
     is kept (a resumed sweep computes only what is missing)."""
     from peftbench.analysis.interpolate import parse_alphas
-    from peftbench.config import load_yaml
+    from peftbench.yamlio import load_yaml
 
     for run in run_dirs:
         method = METHODS.get(load_yaml(run / "config.yaml")["method"]["name"])

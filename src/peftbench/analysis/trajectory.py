@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 from peftbench.io import atomic_write_json
+from peftbench.rundir import TRAJECTORY_FILE  # noqa: F401
 
-TRAJECTORY_FILE = "trajectory.json"
 
 
 def point(step: int, target: float, retention: Optional[dict] = None) -> dict:

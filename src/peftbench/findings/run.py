@@ -20,14 +20,14 @@ def findings_config(name: str) -> Path:
 
 
 def _suite(name: str, model: Optional[str], output_dir: str, overrides: Sequence[str] = ()):
-    from peftbench.config import load_suite_config
+    from peftbench.validate import load_suite_config
 
     fixed = [f"output_dir={output_dir}"] + ([f"model.name={model}"] if model else [])
     return load_suite_config(findings_config(name), fixed + list(overrides))
 
 
 def _results_of(suite_dir: Path, run_ids: Optional[set] = None) -> list[dict]:
-    from peftbench.report.build import load_runs
+    from peftbench.rundir import load_runs
 
     if not suite_dir.is_dir():
         return []

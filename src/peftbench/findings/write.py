@@ -56,6 +56,12 @@ def write_findings(out: Path, verdicts: list[Verdict], experiments: dict[str, li
         (out / "plots" / name).write_bytes(png)
         md += [f"![{caption}](plots/{name})", ""]
     markdown = atomic_write_text(out / "findings.md", "\n".join(md))
+    from dataclasses import asdict
+
+    from peftbench.io import atomic_write_json
+
+    atomic_write_json(out / "findings.json", {"model": model, "date": date.today().isoformat(),
+                                              "verdicts": [asdict(v) for v in verdicts]})
     body = [f"<h1>Findings</h1><p>{html.escape(head)}</p><table><tr><th>claim</th><th>study</th><th>claim</th>"
             "<th>verdict</th><th>why</th></tr>"]
     body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(verdicts)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from peftbench.metrics import METRICS, check_lengths, mean_of_items
+from peftbench.metrics.base import METRICS, check_lengths, mean_of_items
 
 HARNESS_STOP = ("</s>", "Q:", "<|im_end|>")
 _IGNORED = (r"\.$", ",", "\n", r"\\", '"')

@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from typing import Sequence
 
-from peftbench.metrics import METRICS, check_lengths
+from peftbench.metrics.base import METRICS, check_lengths
 
 
 def _label(text: str) -> str:

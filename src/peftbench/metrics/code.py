@@ -6,7 +6,7 @@ from __future__ import annotations
 from math import comb
 from typing import Sequence, Union
 
-from peftbench.metrics import METRICS, Score, check_lengths
+from peftbench.metrics.base import METRICS, Score, check_lengths
 from peftbench.sandbox import STATUSES, check_programs
 
 

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Sequence
 
-from peftbench.metrics import METRICS, check_lengths
+from peftbench.metrics.base import METRICS, check_lengths
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from peftbench.errors import PeftbenchError
-from peftbench.metrics import METRICS, check_lengths
+from peftbench.metrics.base import METRICS, check_lengths
 
 
 def _judge(predictions: Sequence[str], references: Sequence[dict]) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from peftbench.metrics import METRICS, check_lengths, mean_of_items
+from peftbench.metrics.base import METRICS, check_lengths, mean_of_items
 
 
 def _as_math(text: str) -> str:

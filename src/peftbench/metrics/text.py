@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from peftbench.metrics import METRICS, check_lengths, normalize_text
+from peftbench.metrics.base import METRICS, check_lengths, normalize_text
 
 
 @METRICS.decorator("bleu")

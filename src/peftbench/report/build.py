@@ -10,29 +10,11 @@ from typing import Optional
 
 from rich.table import Table
 
-from peftbench.analysis.of_run import PATH_FILE, SPECTRAL_FILE, stored
-from peftbench.analysis.trajectory import TRAJECTORY_FILE
-from peftbench.config import load_yaml
-from peftbench.io import atomic_write_text, read_json
+from peftbench.io import atomic_write_text
 from peftbench.report import plots
 from peftbench.report.summary import (MethodSummary, base_scores, mean_ranks, mixed_versions, other_base_scores,
                                       summarise, transfer_gaps, verdict)
-from peftbench.run import METRICS_FILE
-
-
-def load_runs(root: Path) -> list[dict]:
-    """Every metrics.json under `root`, with its folder and resolved config attached."""
-    results = []
-    for path in sorted(Path(root).rglob(METRICS_FILE)):
-        metrics = read_json(path)
-        metrics["_dir"] = str(path.parent)
-        config = path.parent / "config.yaml"
-        metrics["_config"] = load_yaml(config) if config.is_file() else {}
-        metrics["_spectral"] = stored(path.parent, SPECTRAL_FILE)
-        metrics["_path"] = stored(path.parent, PATH_FILE)
-        metrics["_trajectory"] = stored(path.parent, TRAJECTORY_FILE)
-        results.append(metrics)
-    return results
+from peftbench.rundir import load_runs  # noqa: F401  (report's readers take it from here)
 
 
 def _cell(value: Optional[float], spec: str) -> str:

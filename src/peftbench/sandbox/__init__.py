@@ -10,7 +10,8 @@ docs/sandbox.md says what the sandbox promises and what it does not.
 """
 
 from peftbench.sandbox.grading import STATUSES, ExecutionResult, SandboxLimits
-from peftbench.sandbox.isolation import SandboxUnavailable, require_isolation
+from peftbench.sandbox.isolation import SandboxUnavailable
+from peftbench.sandbox.probe import require_isolation
 from peftbench.sandbox.server import SandboxServer, check_programs, job_for
 
 __all__ = ["STATUSES", "ExecutionResult", "SandboxLimits", "SandboxUnavailable", "SandboxServer", "check_programs",

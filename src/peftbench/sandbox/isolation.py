@@ -156,24 +156,3 @@ def sandbox_command(tmpfs_bytes: int) -> list[str]:
 
 
 AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text(encoding="utf-8")
-
-
-@functools.lru_cache(maxsize=1)
-def _checked() -> bool:
-    from peftbench.sandbox.grading import SandboxLimits
-    from peftbench.sandbox.server import check_programs
-
-    sandbox_command(1 << 20)  # raises naming what is missing
-    seccomp_program()
-    result = check_programs(["def f():\n    return 41 + 1\n"], ["assert f() == 42"], SandboxLimits(timeout_s=20))[0]
-    if not result.passed:
-        hint = ("unprivileged user namespaces may be disabled: sysctl -w kernel.unprivileged_userns_clone=1, "
-                "or on Ubuntu 24.04 sysctl -w kernel.apparmor_restrict_unprivileged_userns=0; in a container, "
-                "allow user namespaces (or run it with --privileged)")
-        raise _unavailable(f"a trial program did not run ({result.status}: {result.reason})", hint)
-    return True
-
-
-def require_isolation() -> None:
-    """Check once per process that programs can be run isolated; SandboxUnavailable if not."""
-    _checked()

@@ -75,7 +75,7 @@ def _count(model_cfg, method_cfg) -> tuple[Optional[int], Optional[int], str]:
 
 @lru_cache(maxsize=None)
 def _train_size(task_json: str) -> Optional[int]:
-    from peftbench.run import resolve_task
+    from peftbench.tasks.select import resolve_task
 
     task_cfg = TaskConfig.model_validate_json(task_json)
     try:

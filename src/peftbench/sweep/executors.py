@@ -77,7 +77,7 @@ def default_workers(runs: list[RunConfig]) -> int:
 
 
 def _run_one(cfg: RunConfig, store_path: Path, show_progress: bool) -> Optional[dict]:
-    from peftbench.sweep.runner import execute_tracked
+    from peftbench.sweep.worker import execute_tracked
     from peftbench.sweep.store import ResultStore
 
     return execute_tracked(cfg, ResultStore(store_path), show_progress)
@@ -95,6 +95,9 @@ def _worker(index: int, workers: int, runs: list[RunConfig], store_path: Path) -
     else:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     quiet_library_output()  # the parent draws one progress bar for all workers
+    from peftbench.plugins import load_plugins
+
+    load_plugins()  # (--include-path task files come with the environment, when peftbench.tasks loads)
     keep_freed_memory()
     for cfg in runs:
         _run_one(cfg, store_path, show_progress=False)

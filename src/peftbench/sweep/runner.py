@@ -11,19 +11,19 @@ locked so that two starts compute each once.
 from __future__ import annotations
 
 import time
-import traceback
 from collections import Counter
 from pathlib import Path
-from typing import Optional
 
 from rich.console import Console
 
 from peftbench.config import RunConfig, SuiteConfig, to_plain
 from peftbench.io import atomic_write_json, read_json, remove_stale_temporaries
-from peftbench.run import METRICS_FILE, execute_base_eval, execute_run, method_label, preflight, run_dir, run_id
+from peftbench.rundir import METRICS_FILE
+from peftbench.run import execute_base_eval, method_label, preflight, run_dir, run_id
 from peftbench.sweep import tuning
 from peftbench.sweep.executors import EXECUTORS, ExecutorOptions
 from peftbench.sweep.store import FINAL, STORE_FILE, ResultStore
+from peftbench.sweep.worker import execute_tracked  # noqa: F401  (the executors' unit of work)
 
 
 def store_for(suite: SuiteConfig) -> ResultStore:
@@ -41,31 +41,6 @@ def _sync_from_disk(store: ResultStore, cfg: RunConfig) -> None:
     if metrics_path.is_file() and row and row["status"] not in FINAL:
         metrics = read_json(metrics_path)
         store.finish(run_id(cfg), metrics["status"], metrics)
-
-
-def _record_failure(cfg: RunConfig, exc: BaseException) -> dict:
-    metrics = {
-        "run_id": run_id(cfg), "suite": cfg.suite, "method": method_label(cfg), "task": cfg.task.name,
-        "model": cfg.model.name, "seed": cfg.train.seed, "status": "failed",
-        "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-    }
-    # failure.json, not metrics.json: a failed run is tried again by the next sweep
-    atomic_write_json(run_dir(cfg) / "failure.json", metrics)
-    return metrics
-
-
-def execute_tracked(cfg: RunConfig, store: ResultStore, show_progress: bool) -> Optional[dict]:
-    """Claim, run and record one run; None if another process holds it or it is finished."""
-    if not store.claim(run_id(cfg)):
-        return None
-    try:
-        metrics = execute_run(cfg, show_progress)
-    except Exception as exc:  # one broken run must not sink the grid
-        metrics = _record_failure(cfg, exc)
-        store.finish(run_id(cfg), "failed", metrics, error=metrics["error"])
-        return metrics
-    store.finish(run_id(cfg), metrics["status"], metrics)
-    return metrics
 
 
 def _runnable(store: ResultStore, runs: list[RunConfig], interrupted_here: Counter, max_attempts: int,
@@ -163,7 +138,7 @@ def _other_scorings(task_cfg) -> list[str]:
     """The scorings a task allows besides the one the suite uses: an instruction-tuned model
     that answers in a sentence scores near 0 by generation and well by log-likelihood, so a
     base score under one alone would misstate what fine-tuning added."""
-    from peftbench.run import resolve_task
+    from peftbench.tasks.select import resolve_task
 
     task = resolve_task(task_cfg)
     return [s for s in task.scorings if s != task.scoring]
@@ -200,11 +175,3 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
         done = [run_dir(cfg) for cfg, result in zip(runs, finished) if (result or {}).get("status") == "done"]
         analyze_finished(done, suite.analysis, suite.retention, console, show_progress)
     return results + finished
-
-
-def load_results(root: str | Path) -> list[dict]:
-    """Every finished result (metrics.json) under a folder, failures included."""
-    root = Path(root)
-    found = [read_json(p) for p in sorted(root.rglob(METRICS_FILE))]
-    found += [read_json(p) for p in sorted(root.rglob("failure.json")) if not (p.parent / METRICS_FILE).exists()]
-    return found

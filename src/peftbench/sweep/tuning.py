@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from peftbench.config import MethodConfig, RunConfig, SuiteConfig, TuningConfig, check_method
+from peftbench.config import MethodConfig, RunConfig, SuiteConfig, TuningConfig
 from peftbench.errors import ConfigError
 
 
@@ -85,18 +85,6 @@ def choose(suite: SuiteConfig, done: list[Trial], metrics_of) -> tuple[list[RunC
             })
             runs += [suite.run_for(with_point(method, best.point), task, seed) for seed in suite.seeds]
     return runs, record
-
-
-def check_spaces(suite: SuiteConfig) -> None:
-    """Raise ConfigError now (at validation / dry-run) if a method's space cannot give the budget."""
-    if not suite.tuning:
-        return
-    problems = []
-    for i, method in enumerate(suite.methods):
-        for point in trial_points(suite.tuning, method):
-            problems += check_method(with_point(method, point), f"tuning point {point} of methods[{i}]")[1]
-    if problems:
-        raise ConfigError(problems)
 
 
 def final_run_template(suite: SuiteConfig) -> list[RunConfig]:

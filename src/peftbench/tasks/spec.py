@@ -22,7 +22,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from peftbench.config import parse_yaml_documents
+from peftbench.yamlio import parse_yaml_documents
 from peftbench.tasks.base import EXTRACTORS, FEW_SHOT_SEED, FEW_SHOT_SEPARATOR, TASKS, Example, Task, few_shot_text
 from peftbench.tasks.sources import DataSourceError, Row, read_file, read_hub, read_package_file
 
@@ -243,7 +243,7 @@ def load_spec_file(path: Path) -> tuple[list[TaskSpec], dict[str, tuple[str, ...
 TASK_GROUPS: dict[str, tuple[str, ...]] = {}
 
 
-def register_spec_file(path: Path) -> list[Task]:
+def register_spec_file(path: Path, overwrite: bool = False) -> list[Task]:
     specs, groups = load_spec_file(path)
     TASK_GROUPS.update(groups)
-    return [TASKS.register(spec.name, spec.to_task()) for spec in specs]
+    return [TASKS.register(spec.name, spec.to_task(), overwrite=overwrite) for spec in specs]

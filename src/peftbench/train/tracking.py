@@ -35,6 +35,21 @@ def _require(module: str, package: str):
         raise PeftbenchError(f"train.report_to names a tracker whose library is missing: pip install {package}") from None
 
 
+def final_record(metrics: dict, step: int) -> dict[str, Any]:
+    """A finished run's scores for the trackers, under `final/`: the task's metrics, PSCP,
+    retention and transfer scores (the training log alone says nothing of the result)."""
+    evaluation = metrics.get("eval") or {}
+    record: dict[str, Any] = {"step": step, **{f"final/{k}": v for k, v in (evaluation.get("scores") or {}).items()}}
+    record["final/score"] = evaluation.get("score")
+    record["final/pscp"] = metrics.get("pscp")
+    retention = metrics.get("retention") or {}
+    record["final/forgetting_points"] = retention.get("forgetting_points")
+    record["final/retention"] = (retention.get("tuned") or {}).get("average")
+    for name, scored in (metrics.get("transfer") or {}).items():
+        record[f"final/transfer/{name}"] = scored.get("score")
+    return {k: v for k, v in record.items() if v is not None}
+
+
 def _scalars(record: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in record.items() if k != "step" and isinstance(v, (int, float)) and v is not None}
 
@@ -49,7 +64,7 @@ class _TensorBoard:
 
     def write(self, record):
         for key, value in _scalars(record).items():
-            self.writer.add_scalar(f"train/{key}", value, record["step"])
+            self.writer.add_scalar(key if "/" in key else f"train/{key}", value, record["step"])
 
     def close(self):
         self.writer.close()

@@ -40,7 +40,7 @@ def only_run_dir(tmp_path):
 def test_help_lists_only_implemented_commands():
     result = cli("--help")
     assert result.returncode == 0
-    assert "{run,train,eval,merge,analyze,micro,report,list}" in result.stdout
+    assert "{run,train,eval,merge,analyze,micro,report,findings,env,list}" in result.stdout
 
 
 def test_list_methods_and_tasks():
@@ -70,7 +70,7 @@ def test_train_then_eval_reproduces_the_score(tmp_path):
     assert again.returncode == 0, again.stderr
     assert read_json(out)["scores"]["accuracy"] == stored
     base = cli("eval", "--task", "toy-sentiment", "--set", "task.max_eval=8", "--no-progress")
-    assert base.returncode == 0 and "eval.accuracy" in base.stdout
+    assert base.returncode == 0 and "toy-sentiment │ accuracy" in base.stdout
 
 
 def test_sigkill_mid_training_leaves_no_result_and_rerun_completes(tmp_path):

@@ -70,9 +70,12 @@ def test_grpo_config_is_checked():
         validate_run_config({**base, "train": {"mode": "grpo", "select_best": True}})
     with pytest.raises(ConfigError, match="num_generations"):
         validate_run_config({**base, "train": {"mode": "grpo", "grpo": {"num_generations": 1}}})
-    # SFT run ids did not change when GRPO settings were added (finished sweeps stay finished)
-    assert run_id(validate_run_config({"model": {"name": "micro"}, "method": {"name": "lora"},
-                                       "task": {"name": "micro-math"}})) == "lora-micro-math-s0-3097e96681"
+    # RL settings are not part of a supervised run's identity; they are of an RL run's
+    sft = {"model": {"name": "micro"}, "method": {"name": "lora"}, "task": {"name": "micro-math"}}
+    other_rl = {**sft, "train": {"grpo": {"num_generations": 8}}}
+    assert run_id(validate_run_config(sft)) == run_id(validate_run_config(other_rl))
+    assert run_id(validate_run_config({**base, "train": {"mode": "grpo"}})) != run_id(
+        validate_run_config({**base, "train": {"mode": "grpo", "grpo": {"num_generations": 8}}}))
     assert run_id(validate_run_config({**base, "train": {"mode": "grpo"}})).startswith("lora-grpo-micro-math-s0-")
 
 

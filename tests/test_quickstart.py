@@ -22,7 +22,7 @@ def test_a_reduced_quickstart_beats_the_base_beyond_doubt_with_no_warning_in_the
     assert noise == []
     logged = (tmp_path / "quickstart" / "warnings.log").read_text()
     assert "Unsupported layer type" in logged and len(set(logged.splitlines())) == len(logged.splitlines())
-    assert "micro-sentiment (accuracy, base model" in result.stdout and "best: full" in result.stdout
+    assert "micro-sentiment (accuracy by log-likelihood, base model" in result.stdout and "best: full" in result.stdout
 
     rows = {row.method: row for row in summarise(load_runs(tmp_path / "quickstart"))}
     best = rows["full"]

@@ -42,6 +42,8 @@ def run_identity(cfg) -> dict:
     plain.pop("output_dir", None)
     for setting in NOT_RESULTS:
         plain["train"].pop(setting, None)
+    if plain["train"].get("mode") != "grpo":
+        plain["train"].pop("grpo", None)  # RL settings do not touch a supervised run
     plain["eval"].pop("vllm_args", None)  # engine settings: speed and memory only
     return {"config": plain, "tasks": task_fingerprints(run_tasks(cfg)), "results_format": RESULTS_FORMAT}
 

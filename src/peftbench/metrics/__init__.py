@@ -11,6 +11,7 @@ from __future__ import annotations
 from peftbench.metrics import bbh, classification, code, correlation, ifeval, match, mathematics, text  # noqa: F401
 from peftbench.metrics.base import (METRICS, SIGNED_METRICS, Metric, Score, check_lengths, executes_code,  # noqa: F401
                                     is_known_metric, mean_of_items, metric_range, normalize_text)
+from peftbench.metrics.match import accuracy, exact_match  # noqa: F401  (the two most used, at the package level)
 
 
 def get_metric(name: str) -> Metric:

@@ -208,3 +208,15 @@ def test_dry_run_validates_and_sizes_every_shipped_config(capsys):
     main(["run", "ablation-rank-lr", "--dry-run"])
     printed = capsys.readouterr().out
     assert "3,148,032" in printed and "74,752" in printed  # micro model; LoRA r4 on every linear layer
+
+
+def test_merge_push_to_hub_fails_clearly_offline_before_merging(tmp_path):
+    path = write_run_yaml(tmp_path, max_steps=2)
+    assert cli("train", str(path), "--no-progress").returncode == 0
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([*CLI, "merge", str(only_run_dir(tmp_path)), "--out", str(tmp_path / "merged"),
+                             "--push-to-hub", "someone/merged-lora"], capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "HF_HUB_OFFLINE" in result.stderr and "hf upload" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "merged").exists()
+    bad = cli("merge", str(only_run_dir(tmp_path)), "--out", str(tmp_path / "merged"), "--push-to-hub", "a/b/c")
+    assert bad.returncode == 2 and "not a repository id" in bad.stderr

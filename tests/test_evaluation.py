@@ -174,7 +174,7 @@ def test_compacting_greedy_decoding_gives_the_tokens_of_generate():
         # with an answer-complete test, each row is the reference cut at the very token where
         # its answer became final (tested in strides of AnswerFinal.CHECK_EVERY, then cut back)
         first_line = TASKS.get("micro-copy").extraction_complete
-        final = lambda tokens: first_line(tok.decode(tokens, skip_special_tokens=True))  # noqa: E731
+        final = lambda tokens: first_line(tok.decode(tokens, skip_special_tokens=True))  # noqa: E731,B023
         with torch.no_grad():
             cut = decode_compacting(model, tok, prompts, 20, first_line)
         tokens = [row[row != tok.pad_token_id].tolist() if tok.pad_token_id != tok.eos_token_id else row.tolist()

@@ -99,3 +99,42 @@ def test_a_plugin_registers_its_task_through_the_entry_point_group(tmp_path):
                             timeout=300, env=env)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "plugin-task" in listed.stdout
+
+
+def test_every_command_shows_examples_that_parse():
+    import re
+    import shlex
+
+    from peftbench.cli import COMMAND_EXAMPLES, build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    assert set(COMMAND_EXAMPLES) == set(commands)
+    for name, command in commands.items():
+        assert "examples:" in command.format_help()
+        for line in COMMAND_EXAMPLES[name]:
+            inner = re.search(r"\$\((peftbench [^)]*)\)", line)
+            words = shlex.split(inner.group(1) if inner else line)
+            assert words[0] == "peftbench" and words[1] == name, line
+            parser.parse_args(words[1:])  # exits (SystemExit) on an option that does not exist
+
+
+def _complete(script: str, *words: str) -> list[str]:
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    line = " ".join(f"'{w}'" for w in words)
+    program = f'{script}\nCOMP_WORDS=(peftbench {line}); COMP_CWORD={len(words)}; _peftbench; echo "${{COMPREPLY[@]}}"'
+    return subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_bash_completion_offers_commands_options_and_shipped_suites(capsys):
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert _complete(script, "ru") == ["run"]
+    assert "quickstart" in _complete(script, "run", "") and "real-sentiment" in _complete(script, "run", "re")
+    assert _complete(script, "merge", "--push") == ["--push-to-hub"]
+    assert _complete(script, "list", "m") == ["methods"]
+    assert main(["completion", "zsh"]) == 0 and "bashcompinit" in capsys.readouterr().out

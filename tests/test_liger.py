@@ -72,7 +72,7 @@ def test_liger_trains_like_plain_and_is_undone_after():
         norm, mlp = layer.input_layernorm, layer.mlp
         cfg = TrainConfig(max_steps=8, batch_size=8, lr=1e-3, precision="bf16", liger=liger)
         # during training the norms and MLPs run Liger's forward; the module's classes do not change
-        on_step = lambda step: seen.setdefault(liger, ("forward" in vars(norm), "forward" in vars(mlp)))  # noqa: E731
+        on_step = lambda step: seen.setdefault(liger, ("forward" in vars(norm), "forward" in vars(mlp)))  # noqa: E731,B023
         losses[liger] = train_sft(model, tokenizer, examples, cfg, show_progress=False, on_step=on_step).losses
         assert "forward" not in vars(norm) and "forward" not in vars(mlp)  # undone after the loop
     assert seen == {False: (False, False), True: (True, True)}

@@ -1,4 +1,5 @@
-"""The one entry point: `peftbench run | train | eval | merge | micro | list`."""
+"""The one entry point: `peftbench run | train | eval | merge | analyze | micro | report | findings | env |
+list | completion`."""
 
 from __future__ import annotations
 
@@ -274,11 +275,24 @@ def _eval_base(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from peftbench.completion import script
+
+    suites = [p.stem for p in packaged_config("x").parent.glob("*.yaml")]
+    print(script(build_parser(), args.shell, suites), end="")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
+    from peftbench.models.hub import check_can_push, push_folder
     from peftbench.run import merge_run
 
+    if args.push_to_hub:
+        check_can_push(args.push_to_hub)
     out_dir = merge_run(args.run, args.out, alpha=args.alpha, dtype=args.dtype)
     err.print(f"merged model written to {out_dir} (loads with AutoModelForCausalLM.from_pretrained)")
+    if args.push_to_hub:
+        err.print(f"pushed to {push_folder(out_dir, args.push_to_hub, private=args.private)}")
     return 0
 
 
@@ -499,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "rotation; > 1 extrapolates")
     mg.add_argument("--dtype", choices=["float32", "bf16", "bfloat16", "fp16", "float16"],
                     help="cast the merged weights (default: keep the training precision)")
+    mg.add_argument("--push-to-hub", metavar="REPO", help="also upload the merged model to this hub repository "
+                    "(user/name; needs a login: hf auth login)")
+    mg.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     mg.set_defaults(func=cmd_merge)
 
     an = sub.add_parser("analyze", help="geometry of a finished run: spectral profile, interpolation path")
@@ -573,7 +590,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list registered methods or tasks")
     ls.add_argument("what", choices=["methods", "tasks"])
     ls.set_defaults(func=cmd_list)
-    for command in sub.choices.values():  # `peftbench run --verbose` as well as `peftbench --verbose run`
+
+    cp = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    cp.add_argument("shell", choices=["bash", "zsh"])
+    cp.set_defaults(func=cmd_completion)
+    for name, command in sub.choices.items():  # `peftbench run --verbose` as well as `peftbench --verbose run`
+        command.epilog = "examples:\n" + "\n".join(f"  {line}" for line in COMMAND_EXAMPLES[name])
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
         command.add_argument("--include-path", action="append", metavar="DIR", default=argparse.SUPPRESS,
                              help="also register the task YAML files in DIR (repeatable)")
@@ -588,6 +611,32 @@ EXAMPLES = """examples:
   peftbench report runs/quickstart --format csv   one flat row per run
   peftbench findings --claims 1,7                 put two of the studies' claims to the test
 """
+
+# shown under each command's --help; a test parses every one of them
+COMMAND_EXAMPLES = {
+    "run": ["peftbench run", "peftbench run real-sentiment --dry-run", "peftbench run my-suite.yaml --set seeds=[0,1]",
+            "peftbench run all-methods --workers 2 --retry-failed",
+            "peftbench run arena --executor ray --address ray://head:10001 --gpus-per-run 1"],
+    "train": ["peftbench train run.yaml", "peftbench train run.yaml --set method.r=16 --force"],
+    "eval": ["peftbench eval --run runs/quickstart/lora-micro-sentiment-s0-0123456789",
+             "peftbench eval --model micro --tasks micro-math,micro-nli --limit 100",
+             "peftbench eval --model HuggingFaceTB/SmolLM2-135M-Instruct --tasks gsm8k --num-fewshot 5 --out gsm8k.json"],
+    "merge": ["peftbench merge runs/my-suite/lora-sst2-s0-0123456789 --out merged/",
+              "peftbench merge runs/my-suite/lora-sst2-s0-0123456789 --out merged/ --alpha 0.5 --dtype bf16",
+              "peftbench merge runs/my-suite/lora-sst2-s0-0123456789 --out merged/ --push-to-hub me/sst2-lora"],
+    "analyze": ["peftbench analyze spectral runs/arena/full-micro-math-s0-0123456789",
+                "peftbench analyze interpolate runs/arena/full-micro-math-s0-0123456789 --alphas 0:1:0.25 "
+                "--retention default",
+                "peftbench analyze ioft runs/arena/oft-micro-math-s0-0123456789 --mode safescale --out runs/ioft"],
+    "micro": ["peftbench micro pretrain --out my-micro --scale 0.1", "peftbench micro card my-micro"],
+    "report": ["peftbench report runs/quickstart", "peftbench report runs/quickstart --format csv --out runs.csv",
+               "peftbench report runs/peft-bench --pscp-beta 2",
+               "peftbench report --pscp-from benchmarks/peft_bench_published_averages.csv"],
+    "findings": ["peftbench findings", "peftbench findings --claims 1,7 --set train.max_steps=100"],
+    "env": ["peftbench env"],
+    "list": ["peftbench list methods", "peftbench list tasks"],
+    "completion": ['eval "$(peftbench completion bash)"', 'eval "$(peftbench completion zsh)"'],
+}
 
 VERBOSE_HELP = "also print library warnings in the terminal (they always go to the suite's warnings.log)"
 

@@ -110,6 +110,7 @@ def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tupl
     if task.primary and task.primary not in (task.metrics or spec.metrics):
         problems.append((f"{prefix}.primary", f"task {task.name!r} has no metric {task.primary!r}; it has "
                          f"{', '.join(spec.metrics)}"))
+    problems += _missing_packages(task, spec, prefix)
     if task.scoring and task.scoring not in spec.scorings:
         problems.append((f"{prefix}.scoring", f"task {task.name!r} cannot be scored by {task.scoring!r}: it has no "
                          f"candidate answers to compare; it allows {', '.join(spec.scorings)}"))
@@ -124,6 +125,26 @@ def _check_task(task: TaskConfig, prefix: str, trains: bool = True) -> list[tupl
         problems.append((f"{prefix}.eval_split", f"task {task.name!r} has no split {task.eval_split!r}; "
                          f"it has {', '.join(spec.splits)}"))
     return problems
+
+
+def _missing_packages(task: TaskConfig, spec, prefix: str) -> list[tuple[str, str]]:
+    """Optional packages the task's data or graders need, named before anything runs."""
+    from peftbench.extras import EXTRA_OF, missing_for
+    from peftbench.metrics import metric_needs
+
+    needs = {metric_needs(m): f"grading task {task.name!r} by {m}" for m in task.metrics or spec.metrics}
+    package = spec.source.removeprefix("package:").split("/")[0] if spec.source.startswith("package:") else None
+    if package in EXTRA_OF:
+        needs[package] = f"reading the data of task {task.name!r}"
+    found = [missing_for(module, purpose) for module, purpose in needs.items()]
+    return [(f"{prefix}.name", problem) for problem in found if problem]
+
+
+def _missing_trainer(modes: list[str]) -> list[tuple[str, str]]:
+    from peftbench.extras import missing_for
+
+    problem = missing_for("trl", "train.mode: grpo") if "grpo" in modes else None
+    return [("train.mode", problem)] if problem else []
 
 
 _NO_VALIDATION = ("task {name!r} has no validation split (splits: {splits}); set validation_fraction: 0.1 on the "
@@ -206,7 +227,7 @@ def validate_run_config(raw: dict[str, Any], source: str | None = None) -> RunCo
     if cfg.train.select_best:
         problems += _without_validation([cfg.task], lambda i: "train.select_best")
     retention, found = _check_retention(cfg.retention, cfg.model.name)
-    problems += found
+    problems += found + _missing_trainer([cfg.train.mode])
     if problems:
         raise ConfigError(problems, source=source)
     cfg = cfg.model_copy(update={"retention": retention})
@@ -280,7 +301,7 @@ def validate_suite_config(raw: dict[str, Any], source: str | None = None) -> Sui
         problems += _without_validation(tasks, lambda i: f"tasks[{i}].validation_fraction")
     retention, found = _check_retention(cfg.retention, cfg.model.name)
     problems += found
-    problems += _check_modes(cfg)
+    problems += _check_modes(cfg) + _missing_trainer([cfg.train.mode, *(cfg.modes or [])])
     if problems:
         raise ConfigError(problems, source=source)
     cfg = cfg.model_copy(update={"methods": methods, "tasks": tasks, "retention": retention})

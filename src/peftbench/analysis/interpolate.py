@@ -106,4 +106,4 @@ def parse_alphas(text: str) -> list[float]:
             return [round(start + i * step, 10) for i in range(count)]
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
-        raise PeftbenchError(f"--alphas {text!r}: expected start:stop:step (e.g. 0:1:0.1) or a comma list ({exc})")
+        raise PeftbenchError(f"--alphas {text!r}: expected start:stop:step (e.g. 0:1:0.1) or a comma list ({exc})") from None

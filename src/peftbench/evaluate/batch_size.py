@@ -36,7 +36,7 @@ def _text_config(model):
 def kv_bytes_per_token(model) -> int:
     """Bytes of key and value cache that one token of one row takes, over all layers."""
     config = _text_config(model)
-    heads = getattr(config, "num_attention_heads")
+    heads = config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     element = next(model.parameters()).element_size()

@@ -2,8 +2,9 @@
 
 A small down-project / non-linearity / up-project block added to a sublayer's output,
 with the up-projection starting at zero so the untrained model equals the base. peft has
-no bottleneck adapter and the AdapterHub `adapters` library pins transformers 4.x, so it
-is written here. Placement: Pfeiffer after the feed-forward output only; Houlsby after
+no bottleneck adapter, and AdapterHub's `adapters` still cannot be installed beside
+transformers 5 (checked 2026-12-03: adapters 1.3.0, the newest release, requires
+transformers ~=4.57.6), so it is written here. Placement: Pfeiffer after the feed-forward output only; Houlsby after
 both the attention output and the feed-forward output.
 """
 

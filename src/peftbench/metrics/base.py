@@ -58,6 +58,20 @@ def is_known_metric(name: str) -> bool:
         (name.startswith("pass@") and name[5:].isdigit())
 
 
+# metric -> the optional package (import name) that grades it; see peftbench.extras
+NEEDS = {"math_em": "math_verify", "bleu": "sacrebleu", "codebleu": "codebleu"}
+
+
+def metric_needs(name: str) -> str | None:
+    """The optional package a metric grades with: code runs in the sandbox (pyseccomp);
+    IFEval's checkers come from lm-evaluation-harness."""
+    if executes_code(name):
+        return "pyseccomp"
+    if name.startswith("ifeval_"):
+        return "lm_eval"
+    return NEEDS.get(name)
+
+
 def executes_code(name: str) -> bool:
     """Metrics that run model-generated code (in the sandbox): they need explicit permission."""
     return name.startswith("pass@")

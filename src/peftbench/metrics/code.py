@@ -6,6 +6,7 @@ from __future__ import annotations
 from math import comb
 from typing import Sequence, Union
 
+from peftbench.extras import require
 from peftbench.metrics.base import METRICS, Score, check_lengths
 from peftbench.sandbox import STATUSES, check_programs
 
@@ -56,7 +57,6 @@ for _k in (1, 5, 10):
 def codebleu(predictions: Sequence[str], references: Sequence[str]) -> float:
     """CodeBLEU (Ren et al. 2020) for Python, as the `codebleu` package computes it: the
     metric PEFT-Bench reports for CoNaLa, CodeAlpaca-py and APPS."""
-    from codebleu import calc_codebleu
-
+    calc_codebleu = require("codebleu", "the codebleu metric").calc_codebleu
     check_lengths(predictions, references)
     return float(calc_codebleu(list(references), list(predictions), lang="python")["codebleu"])

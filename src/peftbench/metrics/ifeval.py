@@ -18,7 +18,7 @@ def _judge(predictions: Sequence[str], references: Sequence[dict]) -> list[dict]
     try:
         from lm_eval.tasks.ifeval.utils import process_results
     except ImportError:
-        raise PeftbenchError("IFEval scoring uses lm-evaluation-harness: pip install 'peftbench[ifeval]'") from None
+        raise PeftbenchError("IFEval scoring uses lm-evaluation-harness: pip install \"peftbench[ifeval]\"") from None
     try:
         return [process_results(doc, [prediction]) for prediction, doc in zip(predictions, references)]
     except LookupError as error:  # the sentence-count checker needs NLTK's punkt data

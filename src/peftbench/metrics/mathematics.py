@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from peftbench.extras import require
 from peftbench.metrics.base import METRICS, check_lengths, mean_of_items
 
 
@@ -15,7 +16,8 @@ def _as_math(text: str) -> str:
 
 
 def math_equal(prediction: str, reference: str) -> bool:
-    from math_verify import parse, verify
+    math_verify = require("math_verify", "math answer checking (math_em)")
+    parse, verify = math_verify.parse, math_verify.verify
 
     gold = parse(_as_math(reference))
     if not gold:  # math-verify's plain parse misses bare LaTeX; try it as inline math

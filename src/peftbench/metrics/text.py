@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from peftbench.extras import require
 from peftbench.metrics.base import METRICS, check_lengths, normalize_text
 
 
 @METRICS.decorator("bleu")
 def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Corpus BLEU with sacrebleu's standard settings (13a tokenizer), scaled to [0, 1]."""
-    import sacrebleu
-
+    sacrebleu = require("sacrebleu", "the bleu metric")
     check_lengths(predictions, references)
     return sacrebleu.corpus_bleu(list(predictions), [list(references)]).score / 100
 

@@ -287,7 +287,7 @@ def write_html(out: Path, rows, bases, ranks, figures, grading=(), gaps=(), othe
                     + "".join("<tr>" + "".join(f"<td{' class=num' if i > 2 else ''}>{html.escape(v)}</td>"
                                                for i, v in enumerate(r)) + "</tr>" for r in grading)
                     + "</table>")
-    for name, caption, png in figures:
+    for _name, caption, png in figures:
         data = base64.b64encode(png).decode()
         body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")

@@ -75,7 +75,7 @@ def seccomp_program() -> bytes:
     try:
         import pyseccomp as sc
     except ImportError:
-        raise _unavailable("the pyseccomp package is not installed", "pip install pyseccomp") from None
+        raise _unavailable("the pyseccomp package is not installed", 'pip install "peftbench[code]"') from None
     except OSError as exc:  # pyseccomp loads libseccomp when imported
         raise _unavailable(f"libseccomp could not be loaded ({exc})",
                            "install the system library: apt install libseccomp2 (Debian/Ubuntu), "

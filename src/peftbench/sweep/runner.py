@@ -155,7 +155,7 @@ def run_suite(suite: SuiteConfig, show_progress: bool = True, console: Console |
         console.print(f"removed {leftover.name}: an unfinished write of a process that was killed")
     store = store_for(suite)
     results = []
-    for task in [t for task in suite.tasks for t in [task, *(task.transfer or [])]]:
+    for task in [t for main in suite.tasks for t in [main, *(main.transfer or [])]]:
         console.print(f"[bold]base model[/] on {task.name}")
         results.append(execute_base_eval(suite.output_dir, suite.name, suite.model, task, suite.eval, show_progress))
         for other in _other_scorings(task):  # the base under both scorings, where a task allows both

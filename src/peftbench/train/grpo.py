@@ -104,7 +104,10 @@ def train_grpo(
 ) -> TrainResult:
     """Train `model` (already carrying its method) in place with GRPO on `examples`' prompts."""
     from transformers.trainer_callback import PrinterCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from peftbench.extras import require
+
+    trl = require("trl", "train.mode: grpo")
+    GRPOConfig, GRPOTrainer = trl.GRPOConfig, trl.GRPOTrainer
 
     grpo = cfg.grpo
     device = next(model.parameters()).device

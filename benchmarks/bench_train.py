@@ -1,6 +1,7 @@
-"""SFT training throughput: peftbench's loop against the plain transformers Trainer + peft recipe.
+"""SFT training throughput: peftbench's loop against the peers a user would pick: TRL's
+SFTTrainer (padding-free, completion-only loss) and the plain transformers Trainer + peft.
 
-    python benchmarks/bench_train.py --out benchmarks/results/bench_train.json
+    python benchmarks/bench_train.py --sides all --model micro --out benchmarks/results/bench_train.json
     python benchmarks/bench_train.py --model 100m --steps 6 --reps 2
 
 Both sides get the same model, the same LoRA, the same tokenised examples (prompt masked
@@ -97,7 +98,38 @@ def run_baseline(model, tokenizer, examples, args, bf16: bool = False, attention
     seconds = time.perf_counter() - start
     # one epoch of exactly steps x batch examples: every token is seen once
     return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss,
-            "positions": collator.positions}
+            "positions": collator.positions, "examples": collator.examples,
+            "collated_tokens": collator.real_tokens}
+
+
+def run_trl(model, tokenizer, examples, args, bf16: bool = False) -> dict:
+    """TRL's SFTTrainer as its users run it on prompt-completion data: loss on the completion
+    only, padding-free batches (TRL's `padding_free`, what its `packing="bfd"` collates with:
+    each batch's examples concatenated into one row, position ids restarting per example).
+    Packing is off so that a step holds the same 16 examples as every other side's (with
+    packing a row is a bin of examples and batch_size counts bins)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    encoded = encode_examples(tokenizer, examples, args.max_length)
+    # pre-tokenised: TRL builds the labels from completion_mask (completion_only_loss)
+    data = Dataset.from_list([{"input_ids": e.input_ids, "completion_mask": [int(x != -100) for x in e.labels]}
+                              for e in encoded])
+    sargs = SFTConfig(
+        output_dir=str(Path(args.work) / "trl"), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
+        learning_rate=args.lr, lr_scheduler_type="linear", logging_steps=10_000, save_strategy="no", report_to=[],
+        seed=0, disable_tqdm=True, use_cpu=args.device == "cpu", dataloader_num_workers=0, bf16=bf16,
+        padding_free=True, packing=False, completion_only_loss=True, max_length=None,  # encoded: already cut
+        dataset_num_proc=None)
+    trainer = SFTTrainer(model=model, args=sargs, train_dataset=data, processing_class=tokenizer)
+    trainer.data_collator = PositionCounting(trainer.data_collator)
+    start = time.perf_counter()
+    output = trainer.train()
+    synchronize()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "tokens": sum(len(e.input_ids) for e in encoded), "mean_loss": output.training_loss,
+            "positions": trainer.data_collator.positions, "examples": trainer.data_collator.examples,
+            "collated_tokens": trainer.data_collator.real_tokens}
 
 
 class PositionCounting:
@@ -105,11 +137,15 @@ class PositionCounting:
     the work a compute-bound step does is proportional to them."""
 
     def __init__(self, collator):
-        self.collator, self.positions = collator, 0
+        self.collator, self.positions, self.real_tokens, self.examples = collator, 0, 0, []
 
     def __call__(self, features):
         batch = self.collator(features)
         self.positions += batch["input_ids"].numel()
+        # padding-free rows have no mask and no padding (pad_to_multiple_of is off)
+        mask = batch.get("attention_mask")
+        self.real_tokens += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+        self.examples.append(len(features))  # examples per step: the same for every side
         return batch
 
 
@@ -131,21 +167,21 @@ def run_peftbench(model, tokenizer, examples, args, batching: str, group: bool, 
         result = train_sft(model, tokenizer, examples, cfg, show_progress=False)
         synchronize()
         seconds = time.perf_counter() - start
-    positions, tokens = batch_positions(tokenizer, examples, cfg)
+    positions, tokens, sizes = batch_positions(tokenizer, examples, cfg)
     if tokens != result.tokens:  # the replay below must be the loop's own batches
         raise RuntimeError(f"replayed batches hold {tokens} real tokens, the loop trained on {result.tokens}")
     return {"seconds": seconds, "tokens": result.tokens, "mean_loss": sum(result.losses) / len(result.losses),
-            "positions": positions}
+            "positions": positions, "examples": sizes, "collated_tokens": tokens}
 
 
-def batch_positions(tokenizer, examples, cfg: TrainConfig) -> tuple[int, int]:
-    """(positions, real tokens) of the batches `train_sft` made under `cfg` (positions count
+def batch_positions(tokenizer, examples, cfg: TrainConfig) -> tuple[int, int, list[int]]:
+    """(positions, real tokens, examples per batch) of the batches `train_sft` made under `cfg` (positions count
     padding too): its batch stream depends only on the seed, so it is replayed here."""
     encoded = encode_examples(tokenizer, examples, cfg.max_length)
     batches = list(islice(sft._micro_batches(encoded, cfg), cfg.max_steps * cfg.grad_accum))
     collate = BATCHERS[cfg.batching]
     positions = sum(collate(batch, tokenizer.pad_token_id)["input_ids"].numel() for batch in batches)
-    return positions, sum(real_tokens(batch) for batch in batches)
+    return positions, sum(real_tokens(batch) for batch in batches), [len(batch) for batch in batches]
 
 
 # fp32 on both sides is the like-for-like comparison; bf16 (autocast over float32 weights)
@@ -156,6 +192,9 @@ VARIANTS = {
     # the Trainer in bf16 with the attention kernel peftbench picks for bf16 on CPU: how much
     # of peftbench's bf16 figure is that choice alone
     "baseline_trainer_padded_bf16_eager": lambda m, t, e, a: run_baseline(m, t, e, a, bf16=True, attention="eager"),
+    # the strongest peer a user would pick: TRL's SFTTrainer, padding-free, completion-only loss
+    "trl_sft_padding_free": lambda m, t, e, a: run_trl(m, t, e, a),
+    "trl_sft_padding_free_bf16": lambda m, t, e, a: run_trl(m, t, e, a, bf16=True),
     "peftbench_packed": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False),
     "peftbench_packed_all_logits": lambda m, t, e, a: run_peftbench(m, t, e, a, "packed", False, all_logits=True),
     "peftbench_padded_grouped": lambda m, t, e, a: run_peftbench(m, t, e, a, "padded", True),
@@ -173,11 +212,33 @@ def measure(kind: str, variant: str, examples, args) -> dict:
     gc.collect()
     with PeakMemory(torch.device(args.device)) as memory:
         figures = VARIANTS[variant](model, tokenizer, examples, args)
+    if figures["collated_tokens"] != figures["tokens"] or set(figures["examples"]) != {args.batch_size}:
+        raise RuntimeError(f"{variant} did not train on the common batches: {figures['collated_tokens']} real "
+                           f"tokens of {figures['tokens']}, examples per step {sorted(set(figures['examples']))}")
+    figures["examples"] = len(figures["examples"]) * args.batch_size  # checked above: batch_size every step
     figures["tokens_per_s"] = figures["tokens"] / figures["seconds"]
     figures["positions_per_token"] = figures["positions"] / figures["tokens"]  # 1.0: no padding
     figures["peak_rss_bytes" if args.device == "cpu" else "peak_cuda_allocated_bytes"] = memory.peak_bytes
     del model
     return figures
+
+
+PEERS = ("baseline_trainer_padded", "trl_sft_padding_free")
+
+
+def per_rep_vs_peer(runs: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """For each peftbench side: per repetition, its tokens/s over the fastest peer's (same
+    precision) in that repetition."""
+    ratios = {}
+    for side, reps in runs.items():
+        if not side.startswith("peftbench"):
+            continue
+        suffix = "_bf16" if "_bf16" in side else ""
+        peers = [runs[p + suffix] for p in PEERS if p + suffix in runs]
+        if peers:
+            ratios[side] = [round(rep["tokens_per_s"] / max(peer[i]["tokens_per_s"] for peer in peers), 3)
+                            for i, rep in enumerate(reps)]
+    return ratios
 
 
 def memory_bytes(figures: dict) -> int:
@@ -187,8 +248,9 @@ def memory_bytes(figures: dict) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["micro", "100m", "smollm2-135m"], default="micro")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=CPU_VARIANTS,
-                        help="sides to run (the baseline is always one of them)")
+    parser.add_argument("--sides", "--variants", dest="variants", nargs="+", choices=[*VARIANTS, "all"],
+                        default=["all"], help="sides to run (the baseline is always one of them; all: every "
+                        "side this device runs)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -203,7 +265,8 @@ def main() -> None:
     apply_allocator(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    variants = {v: VARIANTS[v] for v in dict.fromkeys(["baseline_trainer_padded", *args.variants])}
+    chosen = (CPU_VARIANTS if args.device == "cpu" else list(VARIANTS)) if "all" in args.variants else args.variants
+    variants = {v: VARIANTS[v] for v in dict.fromkeys(["baseline_trainer_padded", *chosen])}
     examples = training_examples(args.steps * args.batch_size)
     tokenizer = load_tokenizer(ModelConfig(name="micro" if args.model == "100m" else args.model))
     encoded = encode_examples(tokenizer, examples, args.max_length)
@@ -222,7 +285,8 @@ def main() -> None:
             figures = measure(args.model, variant, examples, args)
             runs[variant].append(figures)
             print(f"rep {rep} {variant:30s} {figures['tokens_per_s']:9.1f} tok/s  {figures['seconds']:6.2f} s  "
-                  f"peak memory {memory_bytes(figures) / 2**20:.0f} MiB  positions/token {figures['positions_per_token']:.2f}")
+                  f"peak memory {memory_bytes(figures) / 2**20:.0f} MiB  positions/token {figures['positions_per_token']:.2f}  "
+                  f"mean loss {figures['mean_loss']:.3f}")
 
     median = {v: statistics.median(r["tokens_per_s"] for r in runs[v]) for v in variants}
     base = median["baseline_trainer_padded"]
@@ -235,6 +299,9 @@ def main() -> None:
         "data": {"tasks": MIXTURE, "examples": len(examples), "length_min_median_max": [lengths[0], lengths[len(lengths) // 2], lengths[-1]]},
         "median_tokens_per_s": median,
         "ratio_vs_baseline": {v: median[v] / base for v in variants},
+        # each repetition's peftbench side against the fastest peer of the same repetition
+        "per_rep_ratio_vs_fastest_peer": per_rep_vs_peer(runs),
+        "mean_loss_median": {v: statistics.median(r["mean_loss"] for r in runs[v]) for v in variants},
         "positions_per_token": positions,
         "padding_bound_vs_baseline": padding_bound,
         "runs": runs,

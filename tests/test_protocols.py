@@ -92,7 +92,7 @@ def test_the_systematic_comparisons_protocols_are_the_papers():
     math = load_suite_config(packaged_config("comparison-math"))
     assert [t.name for t in math.tasks[0].transfer] == ["aime24", "gsm8k", "math500"] and math.model.system_prompt
     code = load_suite_config(packaged_config("comparison-code"))
-    assert code.tasks[0].name == "codeparrot" and code.tasks[0].transfer[0].metrics == ["pass@1", "pass@5"]
+    assert code.tasks[0].name == "codeparrot" and code.tasks[0].transfer[0].metrics == ["pass@1", "pass@5", "token_jaccard"]
     assert code.eval.num_samples >= 5 and code.eval.do_sample
 
 
@@ -108,3 +108,26 @@ def test_peft_arena_settings_are_the_papers(name):
         assert (suite.eval.do_sample, suite.eval.temperature, suite.eval.num_samples) == (True, 0.6, 16)  # avg@16
         assert [t.name for t in suite.retention.tasks if not t.name.startswith("bbh_")] == ["ifeval", "nq"]
         assert {t.name for t in suite.tasks} == {"deepmath", "medmcqa"}
+
+
+def test_token_jaccard_on_humaneval_compares_with_the_canonical_solution_while_pass_at_1_runs_the_tests():
+    from peftbench.config import EvalConfig, ModelConfig
+    from peftbench.evaluate.evaluator import evaluate_task
+    from peftbench.metrics.text import jaccard
+    from peftbench.models import load_model, load_tokenizer
+    from peftbench.sandbox import SandboxUnavailable, require_isolation
+
+    try:
+        require_isolation()
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    model_cfg = ModelConfig(name="tiny-random-llama")
+    task = TASKS.get("humaneval")
+    task = task.__class__(**{**task.__dict__, "metrics": ("pass@1", "token_jaccard")})
+    examples = task.examples("test", limit=3)
+    result = evaluate_task(load_model(model_cfg), load_tokenizer(model_cfg), task, examples,
+                           EvalConfig(max_new_tokens=8), show_progress=False)
+    expected = sum(jaccard(r["prediction"], e.answer) for r, e in zip(result["records"], examples)) / 3
+    assert result["scores"]["token_jaccard"] == pytest.approx(expected)
+    counts = result["grading"]["pass@1"]["counts"]  # the tests ran (and the random model's code failed them)
+    assert result["scores"]["pass@1"] == 0.0 and counts["failed"] + counts["error"] == 3

@@ -89,6 +89,11 @@ def test_spectral_analysis_of_a_lora_run(tiny_run):
     # a rank-2 LoRA update has stable rank between 1 and 2
     assert all(1.0 <= layer["stable_rank"] <= 2.0 + 1e-4 for layer in result["layers"])
     assert len(result["mean_profiles"]["retention"]) == 100
+    # the representations moved, a little: measured on the run's scored prompts, every layer
+    moved = result["representations"]
+    assert moved["prompts"] > 0 and len(moved["per_layer"]) == 3  # embeddings + the tiny model's 2 blocks
+    assert 0.0 < result["summary"]["cka"] <= 1.0 and 0.0 <= result["summary"]["procrustes"] < 1.5
+    assert result["summary"]["spectral_change"] > 0
 
 
 def test_spectral_analysis_refuses_soft_prompts(tiny_run):
@@ -125,3 +130,23 @@ def test_a_suite_analysis_block_analyses_every_mergeable_run(tmp_path):
     _, markdown, _ = build_report(tmp_path / "runs" / "geo")
     text = markdown.read_text()
     assert "spectral-toy-sentiment-choice.png" in text and "Stability vs plasticity" in text
+
+
+def test_representation_measures_on_hand_worked_matrices():
+    from peftbench.analysis.representations import (gram_distortion, linear_cka, procrustes_distance,
+                                                    relative_spectral_change)
+
+    x = torch.randn(20, 6, generator=torch.Generator().manual_seed(0))
+    turned = 3.0 * x @ _orthonormal(6, 5) + 7.0  # rotated, scaled, shifted: the same geometry
+    assert linear_cka(x, turned) == pytest.approx(1.0)
+    assert procrustes_distance(x, turned) == pytest.approx(0.0, abs=1e-6)
+    assert gram_distortion(x, turned) == pytest.approx(0.0, abs=1e-6)
+    # two orthogonal centred directions over 3 examples: x = (1, 0, -1), y = (1, -2, 1)
+    a, b = torch.tensor([[1.0], [0.0], [-1.0]]), torch.tensor([[1.0], [-2.0], [1.0]])
+    assert linear_cka(a, b) == pytest.approx(0.0)
+    assert procrustes_distance(a, b) == pytest.approx(2 ** 0.5)  # the largest distance there is
+    assert gram_distortion(a, b) == pytest.approx(2 ** 0.5)  # ||K_a - K_b||^2 = 1 + 1 - 2 cos^2
+    w = torch.diag(torch.tensor([3.0, 4.0]))
+    assert relative_spectral_change(w, w @ _orthonormal(2, 3)) == pytest.approx(0.0, abs=1e-6)
+    assert relative_spectral_change(w, 2 * w) == pytest.approx(1.0)
+    assert layer_spectrum("w", w, 2 * w).spectral_change == pytest.approx(1.0)

@@ -1,7 +1,9 @@
 """Analyses of a finished run, stored beside it: `peftbench analyze spectral|interpolate RUN`.
 
 - spectral.json (+ spectral_profiles.safetensors with every layer's full profiles):
-  the spectral retention/adaptation profile of the merged update;
+  the spectral retention/adaptation profile of the merged update, the relative change of
+  each weight's singular values, and how far the representations moved (CKA, Procrustes
+  distance, Gram distortion between base and tuned on the run's scored prompts);
 - path.json: target and retention scored at each alpha of the path from base to tuned,
   the best trade-off point and the overshoot verdict.
 """
@@ -15,6 +17,7 @@ import torch
 
 from peftbench.analysis import spectral
 from peftbench.analysis.interpolate import walker
+from peftbench.analysis.representations import compare_representations
 from peftbench.analysis.tradeoff import MIN_RETENTION_GAIN_POINTS, TRADEOFFS, best_point
 from peftbench.errors import PeftbenchError
 from peftbench.rundir import PATH_FILE, SPECTRAL_FILE, stored  # noqa: F401
@@ -33,6 +36,15 @@ def _needs_merge(method, what: str) -> None:
             "(soft prompts add virtual tokens, not weight changes)")
 
 
+REPRESENTATION_PROMPTS = 64  # the run's scored prompts its representations are compared on
+
+
+def _probe_prompts(cfg) -> list[str]:
+    from peftbench.tasks.select import eval_examples, resolve_task
+
+    return [e.prompt for e in eval_examples(resolve_task(cfg.task), cfg.task)[:REPRESENTATION_PROMPTS]]
+
+
 def spectral_of_run(path: str | Path) -> dict:
     """Spectral profile of a run's merged update against its base weights; written to the run dir."""
     from safetensors.torch import save_file
@@ -40,15 +52,18 @@ def spectral_of_run(path: str | Path) -> dict:
     from peftbench.run import load_run, method_label
 
     path = Path(path)
-    model, _, cfg = load_run(path, dtype="float32")  # merged and compared in float32, whatever the run trained in
+    model, tokenizer, cfg = load_run(path, dtype="float32")  # merged and compared in float32, whatever it trained in
     method = METHODS.get(cfg.method.name)
     _needs_merge(method, "a spectral profile")
-    layers = spectral.model_spectra(load_model(cfg.model), method.merge(model))
+    base, tuned = load_model(cfg.model), method.merge(model)
+    layers = spectral.model_spectra(base, tuned)
     if not layers:
         raise PeftbenchError(f"{path}: the tuned model changed no 2-D weight outside the embeddings")
+    moved = compare_representations(base, tuned, tokenizer, _probe_prompts(cfg))
     result = {
         "run_id": path.name, "method": method_label(cfg), "task": cfg.task.name,
-        "summary": spectral.summarise(layers), "layers": [layer.summary() for layer in layers],
+        "summary": {**spectral.summarise(layers), **moved["mean"]}, "layers": [layer.summary() for layer in layers],
+        "representations": moved,
         "mean_profiles": {key: spectral.mean_profile(layers, key) for key in ("retention", "adaptation", "alignment")},
     }
     save_file({f"{layer.name}/{key}": torch.tensor(getattr(layer, key))

@@ -44,6 +44,7 @@ class LayerSpectrum:
     stable_rank: Optional[float]  # None when the update is exactly zero
     intruder_dimensions: int
     update_norm: float  # ||dW||_F
+    spectral_change: float = 0.0  # ||s(W_ft) - s(W_pre)|| / ||s(W_pre)||: how much the singular values moved
 
     def summary(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("retention", "adaptation", "alignment")}
@@ -80,7 +81,7 @@ def layer_spectrum(name: str, w_pre: torch.Tensor, w_ft: torch.Tensor) -> LayerS
     w_pre, w_ft = w_pre.detach().float(), w_ft.detach().float()
     update = w_ft - w_pre
     u_pre, s_pre, vh_pre = torch.linalg.svd(w_pre, full_matrices=False)
-    u_ft, _, vh_ft = torch.linalg.svd(w_ft, full_matrices=False)
+    u_ft, s_ft, vh_ft = torch.linalg.svd(w_ft, full_matrices=False)
     # u_i^T W_ft v_i for every i at once: the diagonal of U^T W_ft V
     along = ((u_pre.T @ w_ft) * vh_pre).sum(dim=1)
     retention = (along - s_pre).abs()
@@ -91,6 +92,7 @@ def layer_spectrum(name: str, w_pre: torch.Tensor, w_ft: torch.Tensor) -> LayerS
         alignment=alignment.tolist(), retention_fluctuation=fluctuation(retention),
         adaptation_fluctuation=fluctuation(adaptation), stable_rank=stable_rank(update),
         intruder_dimensions=intruder_dimensions(u_pre, u_ft), update_norm=float(torch.linalg.norm(update)),
+        spectral_change=float(torch.linalg.vector_norm(s_ft - s_pre) / torch.linalg.vector_norm(s_pre)),
     )
 
 
@@ -127,6 +129,7 @@ def summarise(layers: list[LayerSpectrum]) -> dict:
         "mean_retention": _mean(_mean(l.retention) for l in layers),
         "mean_adaptation": _mean(_mean(l.adaptation) for l in layers),
         "mean_alignment": _mean(_mean(l.alignment) for l in layers),
+        "spectral_change": _mean(l.spectral_change for l in layers),
     }
 
 

@@ -13,7 +13,7 @@ from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.generation import generate
 from peftbench.evaluate.loglik import choose, shares_context
 from peftbench.evaluate.vllm_backend import VllmModel, backend_of, hf_model_of
-from peftbench.metrics import Score, get_metric
+from peftbench.metrics import Score, compares_with_target, get_metric
 from peftbench.metrics.classification import invalid_as_wrong
 from peftbench.prompting import encode_answer, encode_prompt
 from peftbench.tasks.base import Example, Task
@@ -125,7 +125,9 @@ def evaluate_task(
     seconds = time.perf_counter() - start
     references = [e.grading_reference for e in examples]
     invalid, graded_predictions = _invalid_answers(task, predictions, references, cfg)
-    graded = {name: grade(name, graded_predictions, references) for name in task.metrics}
+    targets = [e.answer for e in examples]  # text overlap compares with the target text, not the unit tests
+    graded = {name: grade(name, graded_predictions, targets if compares_with_target(name) else references)
+              for name in task.metrics}
     records = [
         {"prompt": e.prompt, "reference": e.answer, "output": o, "prediction": p}
         for e, o, p in zip(examples, raw, predictions)

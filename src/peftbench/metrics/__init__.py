@@ -9,8 +9,9 @@ from __future__ import annotations
 
 # each module registers its metrics on import
 from peftbench.metrics import bbh, classification, code, correlation, ifeval, match, mathematics, text  # noqa: F401
-from peftbench.metrics.base import (METRICS, SIGNED_METRICS, Metric, Score, check_lengths, executes_code,  # noqa: F401
-                                    is_known_metric, mean_of_items, metric_needs, metric_range, normalize_text)
+from peftbench.metrics.base import (METRICS, SIGNED_METRICS, Metric, Score, check_lengths,  # noqa: F401
+                                    compares_with_target, executes_code, is_known_metric, mean_of_items,
+                                    metric_needs, metric_range, normalize_text)
 from peftbench.metrics.match import accuracy, exact_match  # noqa: F401  (the two most used, at the package level)
 
 

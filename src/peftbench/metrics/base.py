@@ -72,6 +72,15 @@ def metric_needs(name: str) -> str | None:
     return NEEDS.get(name)
 
 
+# overlap with the target text (a code task's canonical solution, not its unit tests): the
+# systematic comparison's token Jaccard on HumanEval, PEFT-Bench's CodeBLEU
+TEXT_OVERLAP = frozenset({"bleu", "codebleu", "token_jaccard"})
+
+
+def compares_with_target(name: str) -> bool:
+    return name in TEXT_OVERLAP
+
+
 def executes_code(name: str) -> bool:
     """Metrics that run model-generated code (in the sandbox): they need explicit permission."""
     return name.startswith("pass@")

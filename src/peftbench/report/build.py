@@ -120,7 +120,8 @@ def _figures(rows: list[MethodSummary], bases: dict[str, float]) -> list[tuple[s
 
 
 GEOMETRY_COLUMNS = ("task", "method", "target %", "retention %", "forgetting pts", "best alpha", "overshoot",
-                    "dP fluctuation", "E fluctuation", "stable rank", "intruders")
+                    "dP fluctuation", "E fluctuation", "stable rank", "intruders", "spectrum change", "CKA",
+                    "Procrustes")
 
 
 def geometry_rows(rows: list[MethodSummary]) -> list[list[str]]:
@@ -136,13 +137,17 @@ def geometry_rows(rows: list[MethodSummary]) -> list[list[str]]:
         table.append([row.task, row.method, f"{100 * row.mean:.1f}", _cell(retention, ".1f"),
                       _cell(row.forgetting_points, "+.1f"), _cell(best.get("best_alpha"), "g"), overshoot,
                       _cell(spec.get("retention_fluctuation"), ".3g"), _cell(spec.get("adaptation_fluctuation"), ".3g"),
-                      _cell(spec.get("stable_rank"), ".2f"), _cell(spec.get("intruder_dimensions"), ".1f")])
+                      _cell(spec.get("stable_rank"), ".2f"), _cell(spec.get("intruder_dimensions"), ".1f"),
+                      _cell(spec.get("spectral_change"), ".3g"), _cell(spec.get("cka"), ".3f"),
+                      _cell(spec.get("procrustes"), ".3f")])
     return table
 
 
 GEOMETRY_NOTE = ("best alpha: the point of the base-to-tuned interpolation path with the best target/retention "
                  "trade-off; overshoot: it lies before alpha 1 and keeps retention the final model lost. Fluctuations "
-                 "(lower = smoother), stable rank and intruder dimensions: spectral profile of the merged update. "
+                 "(lower = smoother), stable rank and intruder dimensions: spectral profile of the merged update; "
+                 "spectrum change: relative change of the weights' singular values; CKA (1 = unchanged) and "
+                 "Procrustes distance (0 = unchanged) between base and tuned hidden states on the scored prompts. "
                  "'-': not analysed (peftbench analyze interpolate|spectral RUN).")
 
 

@@ -226,6 +226,64 @@ def measure(kind: str, variant: str, examples, args) -> dict:
 PEERS = ("baseline_trainer_padded", "trl_sft_padding_free")
 
 
+def step_flops(kind: str, examples, args) -> dict:
+    """FLOPs (torch's FlopCounterMode: matmuls and attention) of one forward + backward on the
+    same first 16 examples as each side batches them, per real token: the work a side must do,
+    whatever its speed. Beside the machine's measured matmul rate this bounds what any side
+    can gain over another on a compute-bound CPU."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import DataCollatorForSeq2Seq
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    model, tokenizer = build_model(kind, args.device)
+    model = with_lora(model)
+    encoded = encode_examples(tokenizer, examples[: args.batch_size], args.max_length)
+    real = sum(len(e.input_ids) for e in encoded)
+    features = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
+    batches = {
+        "peftbench_packed": (BATCHERS["packed"](encoded, tokenizer.pad_token_id), True),
+        "trl_sft_padding_free": (DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id,
+                                                                 padding_free=True)(features), False),
+        "baseline_trainer_padded": (DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)(features),
+                                    False),
+    }
+    found = {}
+    for side, (batch, selective) in batches.items():
+        batch = {k: v for k, v in batch.items() if k in ("input_ids", "labels", "position_ids", "attention_mask")}
+        with FlopCounterMode(display=False) as counter:
+            loss = sft.answer_loss(model, batch, selective) if selective else model(**batch, use_cache=False).loss
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+        found[side] = counter.get_total_flops() / real
+    # the machine's float32 matmul rate at the model's own shapes (a feed-forward projection
+    # over a batch's worth of tokens), the ceiling every side's dense work runs under
+    hidden = model.get_input_embeddings().weight.shape[1]
+    inner = getattr(getattr(transformer_of(model), "config", None), "intermediate_size", 4 * hidden)
+    a, b = torch.randn(real, hidden), torch.randn(hidden, inner)
+    for _ in range(3):
+        a @ b
+    start, reps = time.perf_counter(), 20
+    for _ in range(reps):
+        a @ b
+    peak = 2 * real * hidden * inner * reps / (time.perf_counter() - start)
+    return {"flops_per_real_token": found, "matmul_flops_per_s": peak}
+
+
+def bound(flops: dict, median: dict) -> dict:
+    """Each side's achieved FLOP/s as a fraction of the measured matmul rate, and the most
+    peftbench's packed side could gain over the fastest fp32 peer if it ran at that rate."""
+    per_token = flops["flops_per_real_token"]
+    achieved = {side: median[side] * per_token[side] for side in per_token if side in median}
+    fraction = {side: rate / flops["matmul_flops_per_s"] for side, rate in achieved.items()}
+    peers = [p for p in PEERS if p in median]
+    fastest = max(peers, key=lambda p: median[p]) if peers else None
+    ceiling = None
+    if fastest and "peftbench_packed" in per_token:
+        ceiling = flops["matmul_flops_per_s"] / per_token["peftbench_packed"] / median[fastest]
+    return {"achieved_flops_per_s": achieved, "fraction_of_matmul_rate": fraction, "fastest_fp32_peer": fastest,
+            "ceiling_vs_fastest_peer": ceiling}
+
+
 def per_rep_vs_peer(runs: dict[str, list[dict]]) -> dict[str, list[float]]:
     """For each peftbench side: per repetition, its tokens/s over the fastest peer's (same
     precision) in that repetition."""
@@ -309,6 +367,17 @@ def main() -> None:
     for variant in variants:
         print(f"{variant:30s} median {median[variant]:9.1f} tok/s   x{median[variant] / base:.2f}   "
               f"positions/token {positions[variant]:.2f} (padding alone: x{padding_bound[variant]:.2f})")
+    for side, ratios in report["per_rep_ratio_vs_fastest_peer"].items():
+        print(f"{side:30s} per repetition vs the fastest peer: {', '.join(f'x{r:.2f}' for r in ratios)}")
+    if args.device == "cpu":
+        flops = step_flops(args.model, examples, args)
+        report["flops"], report["bound"] = flops, bound(flops, median)
+        for side, fraction in report["bound"]["fraction_of_matmul_rate"].items():
+            print(f"{side:30s} {flops['flops_per_real_token'][side] / 1e6:8.1f} MFLOP per real token, "
+                  f"{100 * fraction:.0f}% of the measured matmul rate ({flops['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s)")
+        if report["bound"]["ceiling_vs_fastest_peer"]:
+            print(f"ceiling: peftbench packed at the full matmul rate would be "
+                  f"x{report['bound']['ceiling_vs_fastest_peer']:.2f} the fastest fp32 peer")
     write(report, args.out)
 
 

@@ -24,6 +24,8 @@ import psutil
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from peftbench.allocator import release_freed_memory
+
 FLOP_TOKENS = 512
 
 
@@ -43,7 +45,8 @@ class PeakMemory:
     def __enter__(self) -> "PeakMemory":
         if self.kind == "cuda_max_allocated":
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
+        else:  # from what this block holds, not what earlier work left in the heap
+            release_freed_memory()
             self.peak_bytes = psutil.Process().memory_info().rss
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import traceback
 from typing import Optional
 
+from peftbench.allocator import release_freed_memory
 from peftbench.config import RunConfig
 from peftbench.io import atomic_write_json
 from peftbench.run import execute_run, method_label, run_dir, run_id
@@ -34,5 +35,7 @@ def execute_tracked(cfg: RunConfig, store: ResultStore, show_progress: bool) -> 
         metrics = _record_failure(cfg, exc)
         store.finish(run_id(cfg), "failed", metrics, error=metrics["error"])
         return metrics
+    finally:
+        release_freed_memory()  # the next run in this process starts from its own memory
     store.finish(run_id(cfg), metrics["status"], metrics)
     return metrics

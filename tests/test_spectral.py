@@ -111,7 +111,8 @@ def test_a_suite_analysis_block_analyses_every_mergeable_run(tmp_path):
 
     raw = {
         "name": "geo", "model": {"name": "tiny-random-llama", "device": "cpu"},
-        "methods": [{"name": "lora", "target_modules": "all-linear"}, {"name": "prompt", "num_virtual_tokens": 2}],
+        "methods": [{"name": "lora", "target_modules": "all-linear"}, {"name": "prompt", "num_virtual_tokens": 2},
+                    {"name": "lntuning"}],
         "tasks": [{"name": "toy-sentiment-choice", "max_train": 32, "max_eval": 8}],
         "train": {"max_steps": 4, "batch_size": 8, "lr": 1e-2}, "output_dir": str(tmp_path / "runs"),
         "retention": {"tasks": ["toy-sentiment"], "max_eval": 8},
@@ -127,6 +128,8 @@ def test_a_suite_analysis_block_analyses_every_mergeable_run(tmp_path):
     path = json.loads((runs["lora"] / PATH_FILE).read_text())
     assert [p["alpha"] for p in path["points"]] == [0.0, 0.5, 1.0] and path["best"]["tradeoff"] == "balanced"
     assert not (runs["prompt"] / SPECTRAL_FILE).exists()  # soft prompts: nothing to analyse
+    # LN tuning changes no weight matrix: no spectrum, but its path is walked and the sweep goes on
+    assert not (runs["lntuning"] / SPECTRAL_FILE).exists() and (runs["lntuning"] / PATH_FILE).is_file()
     _, markdown, _ = build_report(tmp_path / "runs" / "geo")
     text = markdown.read_text()
     assert "spectral-toy-sentiment-choice.png" in text and "Stability vs plasticity" in text

@@ -29,6 +29,10 @@ from peftbench.progress import progress_bar
 SPECTRAL_PROFILES_FILE = "spectral_profiles.safetensors"
 
 
+class NoMatrixUpdate(PeftbenchError):
+    """The run changed no 2-D weight (LN tuning changes norm scales only): no spectrum to profile."""
+
+
 def _needs_merge(method, what: str) -> None:
     if not method.mergeable:
         raise NotMergeableError(
@@ -58,7 +62,7 @@ def spectral_of_run(path: str | Path) -> dict:
     base, tuned = load_model(cfg.model), method.merge(model)
     layers = spectral.model_spectra(base, tuned)
     if not layers:
-        raise PeftbenchError(f"{path}: the tuned model changed no 2-D weight outside the embeddings")
+        raise NoMatrixUpdate(f"{path}: the tuned model changed no 2-D weight outside the embeddings")
     moved = compare_representations(base, tuned, tokenizer, _probe_prompts(cfg))
     result = {
         "run_id": path.name, "method": method_label(cfg), "task": cfg.task.name,
@@ -128,7 +132,11 @@ def analyze_finished(run_dirs: Sequence[Path], analysis, retention, console, sho
             continue
         if analysis.spectral and stored(run, SPECTRAL_FILE) is None:
             console.print(f"[bold]spectral profile[/] {run.name}")
-            spectral_of_run(run)
+            try:
+                spectral_of_run(run)
+            except NoMatrixUpdate:  # its interpolation path still exists: go on to it
+                console.print(f"[dim]analysis: no spectral profile for {run.name} ({method.name} changes no "
+                              "weight matrix)[/]")
         if analysis.interpolate and stored(run, PATH_FILE) is None:
             console.print(f"[bold]interpolation path[/] {run.name}")
             path_of_run(run, parse_alphas(analysis.interpolate), retention, analysis.tradeoff,

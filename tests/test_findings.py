@@ -79,6 +79,12 @@ def test_claim_6_rank_plateau_and_learning_rate():
     assert judge(6, **{"rank-lr": plateau}).verdict == "holds"
     by_rank = [base()] + grid(lambda r, lr: {2: 0.72, 8: 0.82, 32: 0.95}[r] + (0.01 if lr == 5e-3 else 0))
     assert judge(6, **{"rank-lr": by_rank}).verdict == "does not hold"
+    # one cell of the grid learned, the rest did not: the grid learned (judged on its best cell,
+    # not on a mix of cells under one method name)
+    one_cell = [base()] + grid(lambda r, lr: 0.95 if (r, lr) == (2, 1e-3) else 0.45)
+    assert judge(6, **{"rank-lr": one_cell}).verdict != "inconclusive"
+    idle = [base()] + grid(lambda r, lr: 0.52)
+    assert judge(6, **{"rank-lr": idle}).verdict == "inconclusive"
 
 
 def test_claims_7_and_8_on_the_target_vs_retention_plane():

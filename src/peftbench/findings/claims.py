@@ -71,14 +71,23 @@ def base_score(results: Sequence[dict], task: str) -> Optional[float]:
     return matching[0]["eval"]["score"] if matching else None
 
 
-def by_method(runs: Sequence[dict], value: Callable[[dict], Optional[float]]) -> dict[str, dict[int, float]]:
-    """method -> {seed: value} (values in points where `value` says so)."""
+def by_method(runs: Sequence[dict], value: Callable[[dict], Optional[float]],
+              label: Optional[Callable[[dict], str]] = None) -> dict[str, dict[int, float]]:
+    """method -> {seed: value} (values in points where `value` says so); `label` groups the runs
+    (default: the method's family name)."""
+    label = label or (lambda run: base_label(run["method"]))
     out: dict[str, dict[int, float]] = defaultdict(dict)
     for run in runs:
         v = value(run)
         if v is not None:
-            out[base_label(run["method"])][run.get("seed") or 0] = v
+            out[label(run)][run.get("seed") or 0] = v
     return dict(out)
+
+
+def grid_cell(run: dict) -> str:
+    """A run's cell of a rank x learning-rate grid: one method family, many settings."""
+    config = run.get("_config") or {}
+    return f"{run['method']} r={(config.get('method') or {}).get('r')} lr={(config.get('train') or {}).get('lr'):g}"
 
 
 def base_label(method: str) -> str:
@@ -95,10 +104,12 @@ def interval(values: Sequence[float]) -> str:
     return f"{ci.mean:.1f} [{ci.low:.1f}, {ci.high:.1f}]" if ci.n > 1 else f"{ci.mean:.1f}"
 
 
-def nothing_learned(results: Sequence[dict], task: str) -> Optional[Verdict]:
-    """The inconclusive verdict when the best method gains < MIN_GAIN_POINTS over the base."""
+def nothing_learned(results: Sequence[dict], task: str,
+                    label: Optional[Callable[[dict], str]] = None) -> Optional[Verdict]:
+    """The inconclusive verdict when the best method (or grid cell, by `label`) gains <
+    MIN_GAIN_POINTS over the base."""
     base = base_score(results, task)
-    scores = by_method(trained(results, task), score_points)
+    scores = by_method(trained(results, task), score_points, label)
     if not scores or base is None:
         return Verdict(0, INCONCLUSIVE, f"no finished runs and base score on {task}")
     best, values = max(scores.items(), key=lambda item: mean(item[1].values()))
@@ -262,7 +273,7 @@ def soft_prompts_transfer_worse(experiments):
        "the rank.", "r 4 to 64 within a few points; lr 1e-4 vs 1e-3 far apart", ("rank-lr",))
 def rank_plateau(experiments):
     results, task = _target(experiments, "rank-lr")
-    if (blocked := nothing_learned(results, task)) is not None:
+    if (blocked := nothing_learned(results, task, label=grid_cell)) is not None:  # the best cell, not a mix
         return _with_claim(6, blocked)
     cells: dict[tuple[int, float], list[float]] = defaultdict(list)
     for run in trained(results, task):

@@ -40,7 +40,7 @@ def only_run_dir(tmp_path):
 def test_help_lists_only_implemented_commands():
     result = cli("--help")
     assert result.returncode == 0
-    assert "{run,train,eval,merge,analyze,micro,report,findings,env,list}" in result.stdout
+    assert "{run,train,eval,merge,analyze,micro,report,findings,env,list,completion}" in result.stdout
 
 
 def test_list_methods_and_tasks():

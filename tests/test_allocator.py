@@ -55,7 +55,7 @@ from peftbench.cost.measure import PeakMemory
 rss = lambda: psutil.Process().memory_info().rss
 start = rss()
 tensors, pinned = [], []
-for i in range(150):  # ~1.2 GB in 8 MB blocks, small live blocks between them (the heap cannot shrink)
+for i in range(100):  # ~0.8 GB in 8 MB blocks: under the 1 GiB at which glibc trims the heap's top itself
     tensors.append(torch.ones(2_000_000 + 1000 * i))
     pinned.append(torch.ones(10))
 del tensors
@@ -74,7 +74,7 @@ def test_freed_heap_memory_goes_back_before_the_next_run_is_measured(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     found = json.loads(out.stdout)
     freed = found["held"] - found["start"]
-    assert freed > 800 << 20  # the settings kept the freed tensors' pages in the process
+    assert freed > 500 << 20  # the settings kept the freed tensors' pages in the process
     # the measurement started from a trimmed heap: the earlier run's memory is not in its peak
     assert found["released"] - found["start"] < freed / 4
     assert found["peak"] - found["start"] < freed / 4

@@ -48,7 +48,12 @@ CLAIMS: Registry[Claim] = Registry("claim")
 
 def claim(number: int, study: str, text: str, paper: str, experiments: tuple[str, ...]):
     def register(judge):
-        CLAIMS.register(str(number), Claim(number, study, text, paper, experiments, judge))
+        def numbered(experiments_run: dict[str, list[dict]]) -> Verdict:
+            verdict = judge(experiments_run)
+            verdict.claim = number  # shared verdicts (nothing learned) are made without a number
+            return verdict
+
+        CLAIMS.register(str(number), Claim(number, study, text, paper, experiments, numbered))
         return judge
 
     return register
@@ -131,10 +136,6 @@ def _rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def _with_claim(number: int, verdict: Verdict) -> Verdict:
-    verdict.claim = number
-    return verdict
-
 
 # ---------------------------------------------------------------- PEFT-Bench
 
@@ -152,7 +153,7 @@ def _target(experiments: dict[str, list[dict]], name: str = "methods") -> tuple[
 def lora_best_score(experiments):
     results, task = _target(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(1, blocked)
+        return blocked
     scores = by_method(trained(results, task), score_points)
     if "lora" not in scores:
         return Verdict(1, INCONCLUSIVE, "no LoRA runs")
@@ -177,7 +178,7 @@ def ln_best_pscp(experiments):
 
     results, task = _target(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(2, blocked)
+        return blocked
     costs = [c for c in method_costs(trained(results, task)) if c.category == "all"]
     if not costs:
         return Verdict(2, INCONCLUSIVE, "no runs with measured costs")
@@ -200,7 +201,7 @@ def ln_best_pscp(experiments):
 def soft_prompts_unstable(experiments):
     results, task = _target(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(3, blocked)
+        return blocked
     base = 100 * base_score(results, task)
     scores = by_method(trained(results, task), score_points)
     learned = {m: v for m, v in scores.items() if mean(v.values()) - base >= MIN_GAIN_POINTS / 2}
@@ -249,7 +250,7 @@ def no_single_winner(experiments):
 def soft_prompts_transfer_worse(experiments):
     results, task = _target(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(5, blocked)
+        return blocked
     base = 100 * base_score(results, task)
     runs = [r for r in trained(results, task) if r.get("transfer")]
     if not runs:
@@ -274,7 +275,7 @@ def soft_prompts_transfer_worse(experiments):
 def rank_plateau(experiments):
     results, task = _target(experiments, "rank-lr")
     if (blocked := nothing_learned(results, task, label=grid_cell)) is not None:  # the best cell, not a mix
-        return _with_claim(6, blocked)
+        return blocked
     cells: dict[tuple[int, float], list[float]] = defaultdict(list)
     for run in trained(results, task):
         config = run.get("_config") or {}
@@ -311,7 +312,7 @@ def _plane(experiments) -> tuple[list[dict], str, dict, dict]:
 def full_gains_and_forgets_most(experiments):
     results, task, scores, forgetting = _plane(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(7, blocked)
+        return blocked
     if "full" not in scores or not forgetting:
         return Verdict(7, INCONCLUSIVE, "no full fine-tuning runs with retention scores")
     top_score = max(scores, key=lambda m: mean(scores[m].values()))
@@ -332,7 +333,7 @@ def oft_on_front(experiments):
 
     results, task, scores, forgetting = _plane(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(8, blocked)
+        return blocked
     methods = [m for m in scores if m in forgetting]
     if "oft" not in methods:
         return Verdict(8, INCONCLUSIVE, "no OFT runs with retention scores")
@@ -357,7 +358,7 @@ def grpo_forgets_less(experiments):
         return Verdict(9, INCONCLUSIVE, "no method with both SFT and GRPO runs scored for retention")
     task = trained(results)[0]["task"]
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(9, blocked)
+        return blocked
     numbers = {m: f"SFT: target {interval(scores['sft'][m].values())}, forgets {interval(forgetting['sft'][m].values())}; "
                f"GRPO: target {interval(scores['grpo'][pairs[m]].values())}, "
                f"forgets {interval(forgetting['grpo'][pairs[m]].values())}" for m in shared}
@@ -371,7 +372,7 @@ def grpo_forgets_less(experiments):
 def sft_overshoots(experiments):
     results, task = _target(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(10, blocked)
+        return blocked
     paths = [(base_label(r["method"]), r["_path"]["best"]) for r in trained(results, task) if r.get("_path")]
     judged = [(m, b) for m, b in paths if b.get("overshoot") is not None]
     if not judged:
@@ -388,7 +389,7 @@ def sft_overshoots(experiments):
 def smooth_spectra_retain(experiments):
     results, task = _target(experiments)
     if (blocked := nothing_learned(results, task)) is not None:
-        return _with_claim(11, blocked)
+        return blocked
     pairs = [(r["_spectral"]["summary"]["adaptation_fluctuation"], r["retention"]["forgetting_points"])
              for r in trained(results, task) if r.get("_spectral") and r.get("retention")]
     pairs = [(f, g) for f, g in pairs if f is not None and g is not None]
@@ -416,7 +417,7 @@ def micro_is_a_proxy(experiments):
     real_task = sorted({r["task"] for r in trained(real)})[0]
     for results, task in ((micro, micro_task), (real, real_task)):
         if (blocked := nothing_learned(results, task)) is not None:
-            return _with_claim(12, blocked)
+            return blocked
     a, b = by_method(trained(micro, micro_task), score_points), by_method(trained(real, real_task), score_points)
     shared = sorted(set(a) & set(b))
     if len(shared) < 4:

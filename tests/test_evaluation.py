@@ -416,3 +416,27 @@ def test_one_token_choices_are_scored_from_one_pass_of_the_context_even_through_
     for ctx, options, scores in zip(contexts, choices, fast):
         whole = continuation_logprobs(model, tok.pad_token_id, [(ctx, c) for c in options], batch_size=8)
         assert scores == pytest.approx(whole, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["prompt", "ptuning", "prefix", "lora+prompt", "lora"])
+def test_loglik_computing_logits_at_scored_positions_only_equals_whole_sequence_logits(name):
+    """Log-likelihood scoring asks for vocabulary logits at the scored positions only (a
+    position mask, widened for the virtual tokens a soft prompt puts in front); each score
+    must equal one computed from the model's full logits of the sequence run alone."""
+    from peftbench.methods import METHODS, MethodContext
+    from peftbench.models.position_mask import selects_positions
+
+    model, tok = micro()
+    method = METHODS.get(name)
+    torch.manual_seed(0)
+    model = method.attach(model, method.params({}), MethodContext()).eval()
+    assert selects_positions(model)
+    pairs = [(encode_prompt(tok, p), encode_answer(tok, a, with_eos=False))
+             for p, a in [("Number: 4\nParity:", " even"), ("ab", " common cold"), ("Is it so? yes or no", " no")]]
+    batched = continuation_logprobs(model, tok.pad_token_id, pairs, batch_size=3)
+    for (ctx, cont), score in zip(pairs, batched):
+        ids = torch.tensor([ctx + cont])
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -ids.shape[1]:]
+        logprobs = torch.log_softmax(logits.float(), -1)
+        assert score == pytest.approx(sum(logprobs[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont)), abs=1e-4)

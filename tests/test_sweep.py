@@ -187,11 +187,13 @@ def test_cpu_workers_follow_cores_runs_and_memory(monkeypatch):
 
     from peftbench.cli import packaged_config
     from peftbench.validate import load_suite_config
-    from peftbench.sweep.executors import RUN_OVERHEAD_BYTES, default_workers
+    from peftbench.sweep.executors import RUN_OVERHEAD_BYTES, RUNS_PER_CPU_WORKER, default_workers
 
     runs = load_suite_config(packaged_config("all-methods")).expand()  # 66 runs of the 3.1M micro model
-    assert len(runs) == 66 and default_workers(runs) == min(os.cpu_count(), 66 // 8)
-    assert default_workers(runs[:15]) == 1  # too few runs to pay for a second worker's start
+    assert len(runs) == 66 and default_workers(runs) == min(os.cpu_count(), 66 // RUNS_PER_CPU_WORKER)
+    few = runs[: 2 * RUNS_PER_CPU_WORKER - 1]
+    assert default_workers(few) == 1  # too few runs to pay for a second worker's start
+    assert default_workers(runs[: 2 * RUNS_PER_CPU_WORKER]) == min(os.cpu_count(), 2)
     unknown = [r.model_copy(update={"model": r.model.model_copy(update={"name": "no/such-model-anywhere"})}) for r in runs]
     assert default_workers(unknown) == 1  # size unknown offline
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=3 * RUN_OVERHEAD_BYTES))

@@ -7,7 +7,33 @@ from typing import Sequence
 import torch
 
 from peftbench.models.compat import with_cache
+from peftbench.models.position_mask import selects_positions, widened
 from peftbench.progress import progress_bar
+
+
+def _logits_at(model, ids: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> list[torch.Tensor]:
+    """Per row, the logits (kept positions, vocab) at its `keep` positions of a right-padded
+    batch. Where the model takes a position mask only those rows of vocabulary logits are
+    computed: a review of 500 tokens scored by its last one would otherwise cost 500 rows of
+    49k floats each, times the batch."""
+    device = next(model.parameters()).device
+    ids, mask = ids.to(device), mask.to(device)
+    if selects_positions(model):
+        kept = model(input_ids=ids, attention_mask=mask, logits_to_keep=widened(keep, model).to(device)).logits
+        return list(kept.split(keep.sum(1).tolist()))
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    logits = logits[:, -ids.shape[1]:]  # peft's prompt tuning returns logits for its virtual tokens too
+    return [logits[row, keep[row].to(device)] for row in range(ids.shape[0])]
+
+
+def _right_padded(seqs: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return ids, mask
 
 
 @torch.inference_mode()
@@ -15,25 +41,17 @@ def continuation_logprobs(
     model, pad_id: int, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int
 ) -> list[float]:
     """Sum of log p(continuation | context) for each (context ids, continuation ids) pair."""
-    device = next(model.parameters()).device
     scores: list[float] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        seqs = [ctx + cont for ctx, cont in chunk]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, seq in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logits = logits[:, -width:]  # peft's prompt tuning returns logits for its virtual tokens too
-        logprobs = torch.log_softmax(logits, dim=-1)
+        ids, mask = _right_padded([ctx + cont for ctx, cont in chunk], pad_id)
+        keep = torch.zeros_like(ids, dtype=torch.bool)
         for row, (ctx, cont) in enumerate(chunk):
-            # token t is predicted by the logits at position t - 1
-            positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=logprobs.device)
+            keep[row, len(ctx) - 1 : len(ctx) + len(cont) - 1] = True  # token t is predicted at t - 1
+        for (_, cont), logits in zip(chunk, _logits_at(model, ids, mask, keep)):
+            logprobs = logits.float().log_softmax(-1)
             targets = torch.tensor(cont, device=logprobs.device)
-            scores.append(logprobs[row, positions, targets].sum().item())
+            scores.append(logprobs[torch.arange(len(cont), device=logprobs.device), targets].sum().item())
     return scores
 
 
@@ -94,19 +112,14 @@ def next_token_logprobs(model, pad_id: int, contexts: Sequence[list[int]], choic
     """log p(choice | context) when every choice is one token: one forward pass of the
     context alone gives them all (a sentiment label against a long review, through a
     soft prompt that cannot share a cache)."""
-    device = next(model.parameters()).device
     out: list[list[float]] = []
     for start in range(0, len(contexts), batch_size):
         chunk = contexts[start : start + batch_size]
-        width = max(map(len, chunk))
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, ctx in enumerate(chunk):
-            ids[row, : len(ctx)] = torch.tensor(ctx)
-            mask[row, : len(ctx)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, -width:]
-        for row, ctx in enumerate(chunk):
-            logprobs = logits[row, len(ctx) - 1].float().log_softmax(-1)
+        ids, mask = _right_padded(chunk, pad_id)
+        keep = torch.zeros_like(ids, dtype=torch.bool)
+        keep[torch.arange(len(chunk)), torch.tensor([len(ctx) - 1 for ctx in chunk])] = True
+        for row, logits in enumerate(_logits_at(model, ids, mask, keep)):
+            logprobs = logits[0].float().log_softmax(-1)
             out.append([float(logprobs[option[0]]) for option in choices[start + row]])
     return out
 

@@ -63,6 +63,12 @@ class SoftPromptModel(nn.Module):
         return extended
 
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        keep = kwargs.get("logits_to_keep")
+        if isinstance(keep, torch.Tensor) and keep.dtype == torch.bool:
+            # a position mask over the real tokens: the virtual ones are never kept, and the
+            # logits come back as (kept positions, vocab), with nothing to cut off
+            kwargs["logits_to_keep"] = torch.nn.functional.pad(keep, (self.num_virtual_tokens, 0), value=False)
+            return self.model(**self._prepend(input_ids, attention_mask, labels), **kwargs)
         out = self.model(**self._prepend(input_ids, attention_mask, labels), **kwargs)
         out.logits = out.logits[:, self.num_virtual_tokens :]
         return out

@@ -48,8 +48,9 @@ EXECUTORS: Registry[Executor] = Registry("executor")
 # What one CPU run may hold besides its weights: the interpreter, torch, activations.
 RUN_OVERHEAD_BYTES = 1 << 30
 # A worker process starts by importing torch and transformers (~5 s on 2 cores): worth it
-# only when each has a few runs to do.
-RUNS_PER_CPU_WORKER = 8
+# once each has a few runs of half a minute or more to do (the findings' GRPO experiment,
+# 6 runs of minutes each, took one worker at 8 and left a core idle).
+RUNS_PER_CPU_WORKER = 3
 
 
 def default_workers(runs: list[RunConfig]) -> int:

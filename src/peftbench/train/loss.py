@@ -9,26 +9,20 @@ projects only the kept positions; the loss is then the same mean over the same t
 the model's own (`ForCausalLMLoss`: float32 logits, labels shifted by one). Releases
 before 5.23 take no such mask (`models/compat.py`): there the model computes its own.
 
-Models that prepend virtual tokens (soft prompts) shift every position, and AdaLoRA adds
-its orthogonality penalty to the loss its model computes, so those keep the model's own.
+Models that prepend virtual tokens (peft's prompt tuning and P-tuning) shift every position
+by their number of tokens: the mask is widened by as many unscored columns in front (prefix
+tuning adds keys and values, not positions; the LoRA + prompt wrapper widens it itself).
+AdaLoRA adds its orthogonality penalty to the loss its model computes, so it keeps its own.
 """
 
 from __future__ import annotations
-
-import inspect
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftbench.models.compat import takes_position_masks
-from peftbench.models.loading import is_peft_prompt_learning, transformer_of
+from peftbench.models.position_mask import selects_positions, widened
 from peftbench.prompting import IGNORE_INDEX
-
-
-def prepends_virtual_tokens(model: nn.Module) -> bool:
-    """Soft prompts (peft's prompt learning, or the LoRA + prompt hybrid's wrapper)."""
-    return bool(getattr(model, "num_virtual_tokens", None)) or is_peft_prompt_learning(model)
 
 
 def adds_to_its_loss(model: nn.Module) -> bool:
@@ -39,9 +33,7 @@ def adds_to_its_loss(model: nn.Module) -> bool:
 
 def scores_selectively(model: nn.Module) -> bool:
     """Whether `answer_loss` can project only the scored positions for this model."""
-    inner = transformer_of(model)
-    return ("logits_to_keep" in inspect.signature(inner.forward).parameters and takes_position_masks()
-            and not prepends_virtual_tokens(model) and not adds_to_its_loss(model))
+    return selects_positions(model) and not adds_to_its_loss(model)
 
 
 def scored_positions(labels: torch.Tensor) -> torch.Tensor:
@@ -61,5 +53,5 @@ def answer_loss(model: nn.Module, batch: dict[str, torch.Tensor], selective: boo
     labels = batch["labels"]
     keep = scored_positions(labels)
     inputs = {name: value for name, value in batch.items() if name != "labels"}
-    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits  # (scored tokens, vocab)
+    logits = model(**inputs, use_cache=False, logits_to_keep=widened(keep, model)).logits  # (scored tokens, vocab)
     return F.cross_entropy(logits.float(), labels[:, 1:][keep[:, :-1]], reduction="mean")

@@ -122,3 +122,18 @@ def test_a_reduced_findings_run_of_two_claims_executes(tmp_path):
     assert all(v.verdict == "inconclusive" and "nothing learned" in v.reason for v in verdicts)  # 4 steps teach nothing
     markdown, page = write_findings(tmp_path / "findings", verdicts, experiments, "tiny-random-llama")
     assert "| 1 | PEFT-Bench |" in markdown.read_text() and "inconclusive" in page.read_text()
+
+
+def test_claim_9_compares_forgetting_only_at_a_comparable_target_score():
+    def grpo(scores, forgetting):
+        return [dict(r, train={"mode": "grpo"}, run_id=r["run_id"] + "-grpo")
+                for r in seeds("lora", scores, forgetting=forgetting)]
+
+    sft = [base(0.1)] + seeds("lora", [0.60, 0.62, 0.61], forgetting=8.0)
+    assert judge(9, grpo=sft + grpo([0.58, 0.60, 0.59], 2.0)).verdict == "holds"
+    assert judge(9, grpo=sft + grpo([0.58, 0.60, 0.59], 12.0)).verdict == "does not hold"
+    # GRPO learned far less: forgetting less says nothing about RL
+    verdict = judge(9, grpo=sft + grpo([0.20, 0.22, 0.21], 1.0))
+    assert verdict.verdict == "inconclusive" and "not comparable" in verdict.reason
+    nothing = [base(0.55)] + seeds("lora", [0.60, 0.62, 0.61], forgetting=8.0) + grpo([0.58, 0.60, 0.59], 2.0)
+    assert "nothing learned" in judge(9, grpo=nothing).reason

@@ -12,6 +12,7 @@ from peftbench.errors import PeftbenchError
 from peftbench.evaluate.batch_size import scoring_rows
 from peftbench.evaluate.generation import generate
 from peftbench.evaluate.loglik import choose, shares_context
+from peftbench.models.position_mask import selects_positions
 from peftbench.evaluate.vllm_backend import VllmModel, backend_of, hf_model_of
 from peftbench.metrics import Score, compares_with_target, get_metric
 from peftbench.metrics.classification import invalid_as_wrong
@@ -94,7 +95,7 @@ def _predict_loglik(model, tokenizer, task: Task, examples, cfg: EvalConfig, sho
     width = max(len(c) + max(map(len, options)) for c, options in zip(contexts, choices))
     longest_choice = max(len(c) for options in choices for c in options)
     rows = scoring_rows(model, cfg, width, sequences_per_row=max(map(len, choices)),  # one per choice
-                        logit_positions=longest_choice if shares_context(model) else None)
+                        logit_positions=longest_choice if shares_context(model) or selects_positions(model) else None)
     picks = choose(model, tokenizer, contexts, choices, rows, show_progress)
     predictions = [e.choices[i] for e, i in zip(examples, picks)]
     return predictions, predictions, cut

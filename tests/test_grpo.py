@@ -55,6 +55,18 @@ def test_grpo_trains_an_adapter_that_reloads(tmp_path):
     assert (_logits(tuned, tokenizer) - _logits(base, tokenizer)).abs().max() > 1e-4  # the adapter learned something
 
 
+def test_grpo_after_a_warm_up_takes_its_own_steps_and_learning_rate(tmp_path):
+    """max_steps = warm-up + RL steps gives the SFT and the GRPO run of one config the same
+    total steps; the RL phase runs at grpo.lr, not the supervised rate (the Trainer takes
+    the optimiser's own rates, so those must be rescaled)."""
+    for method in ({"name": "lora", "target_modules": "all-linear"}, {"name": "loraplus"}):  # AdamW; LoRA+'s own
+        cfg, metrics = _grpo_run(tmp_path, method, sft_warmup_steps=2, rl_steps=1, lr=1e-4)
+        assert metrics["status"] == "done" and metrics["train"]["steps"] == 3  # 2 supervised + 1 RL, not 2 + 3
+        log = [json.loads(line) for line in (run_dir(cfg) / "train_log.jsonl").read_text().splitlines()]
+        rl_records = [r for r in log if "reward" in r]
+        assert len(rl_records) == 1 and 0 < rl_records[0]["lr"] <= 1e-4 < cfg.train.lr, method
+
+
 def test_grpo_full_fine_tuning_uses_a_frozen_base_reference(tmp_path):
     """Without an adapter to switch off, TRL reloads the base from the model folder as the
     KL reference; the run completes and the weights moved."""

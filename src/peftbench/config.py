@@ -148,6 +148,11 @@ class GrpoConfig(_Strict):
     sft_warmup_steps: int = Field(0, ge=0, description="supervised steps before RL (a cold start, as DeepSeek-R1 "
                                   "does): a base model that never produces the answer format earns no reward to "
                                   "learn from; compare with an SFT run of the same total steps")
+    rl_steps: Optional[int] = Field(None, gt=0, description="RL optimiser steps after the warm-up (default: "
+                                    "train.max_steps, or the epochs' steps): with max_steps = sft_warmup_steps + "
+                                    "rl_steps, the SFT and the GRPO run of one config take the same total steps")
+    lr: Optional[float] = Field(None, gt=0, description="learning rate of the RL phase (default: train.lr, which "
+                                "the warm-up keeps); RL on a supervised policy usually wants a smaller one")
 
 
 class TrainConfig(_Strict):

@@ -69,6 +69,8 @@ def _trainer_callback(result: TrainResult, log, advance, on_step, start: float, 
             result.losses.append(float(logs["loss"]))
             record = {"step": state.global_step, "loss": logs["loss"], "elapsed_s": time.perf_counter() - start}
             record.update({k: v for k, v in logs.items() if k.startswith(("reward", "kl", "completions/mean_length"))})
+            if "learning_rate" in logs:
+                record["lr"] = logs["learning_rate"]
             if log is not None:
                 log.write(record)
             if not math.isfinite(float(logs["loss"])):

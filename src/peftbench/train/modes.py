@@ -36,7 +36,12 @@ def reinforcement(model, tokenizer, task, data: dict, cfg, log, show_progress: b
         if warmup.status != "completed":
             return warmup
     offset = cfg.grpo.sft_warmup_steps  # trajectory steps count from the start of the warm-up
-    result = train_grpo(model, tokenizer, task, data["train"], cfg, log, show_progress, optimizer=optimizer,
+    rl_cfg = cfg.model_copy(update={"max_steps": cfg.grpo.rl_steps or cfg.max_steps, "lr": cfg.grpo.lr or cfg.lr})
+    if cfg.grpo.lr and optimizer is not None:  # the Trainer takes a given optimizer's rates as they are
+        for group in optimizer.param_groups:
+            group["lr"] *= cfg.grpo.lr / cfg.lr  # (groups at their own multiple, as LoRA+'s B, keep it)
+            group.pop("initial_lr", None)
+    result = train_grpo(model, tokenizer, task, data["train"], rl_cfg, log, show_progress, optimizer=optimizer,
                         on_step=on_step, output_dir=str(work_dir or "grpo"),
                         on_checkpoint=(lambda step: on_checkpoint(offset + step)) if on_checkpoint else None)
     return result.after(warmup) if warmup else result

@@ -137,3 +137,59 @@ def test_claim_9_compares_forgetting_only_at_a_comparable_target_score():
     assert verdict.verdict == "inconclusive" and "not comparable" in verdict.reason
     nothing = [base(0.55)] + seeds("lora", [0.60, 0.62, 0.61], forgetting=8.0) + grpo([0.58, 0.60, 0.59], 2.0)
     assert "nothing learned" in judge(9, grpo=nothing).reason
+
+
+def test_claim_numbers_are_in_numeric_order():
+    from peftbench.findings import claim_numbers
+
+    assert claim_numbers() == list(range(1, 13))  # the registry's names sort "10" before "2"
+
+
+def test_claim_3_soft_prompt_stability_holds_fails_and_needs_learning():
+    holds = [base()] + seeds("lora", [0.90, 0.91, 0.90]) + seeds("prompt", [0.70, 0.90, 0.80])
+    verdict = judge(3, methods=holds)
+    assert verdict.verdict == "holds" and "prompt" in verdict.reason
+    fails = [base()] + seeds("lora", [0.70, 0.95, 0.85]) + seeds("prompt", [0.80, 0.81, 0.80])
+    assert judge(3, methods=fails).verdict == "does not hold"
+    idle = [base()] + seeds("lora", [0.90, 0.91, 0.90]) + seeds("prompt", [0.50, 0.60, 0.52])
+    assert "no soft-prompt method learned" in judge(3, methods=idle).reason
+    assert "nothing learned" in judge(3, methods=[base()] + seeds("lora", [0.55, 0.56, 0.54])).reason
+
+
+def test_claim_4_different_winners_by_domain():
+    sentiment = [base(0.5, "micro-sentiment")] + seeds("lora", [0.95, 0.94, 0.96], task="micro-sentiment") + \
+        seeds("full", [0.90, 0.91, 0.90], task="micro-sentiment")
+    math_full = [base(0.03, "micro-math")] + seeds("full", [0.45, 0.40, 0.43], task="micro-math") + \
+        seeds("lora", [0.30, 0.32, 0.31], task="micro-math")
+    verdict = judge(4, methods=sentiment, math=math_full)
+    assert verdict.verdict == "holds" and verdict.reason == "winners by domain: micro-sentiment: lora, micro-math: full"
+    math_lora = [dict(r, eval={**r["eval"], "score": 1.3 - r["eval"]["score"]}) if r["method"] == "lora" else r
+                 for r in math_full]  # lora 0.98-1.0 on math too
+    assert judge(4, methods=sentiment, math=math_lora).verdict == "does not hold"
+    idle_math = [base(0.03, "micro-math")] + seeds("lora", [0.05, 0.06, 0.04], task="micro-math")
+    verdict = judge(4, methods=sentiment, math=idle_math)
+    assert verdict.verdict == "inconclusive" and "micro-math" in verdict.reason
+
+
+def _with_path(r, overshoot):
+    return dict(r, _path={"best": {"overshoot": overshoot, "best_alpha": 0.6 if overshoot else 1.0}})
+
+
+def test_claim_10_overshoot_on_most_paths():
+    runs = seeds("lora", [0.90, 0.91, 0.90]) + seeds("full", [0.95, 0.96, 0.95])
+    over = [base()] + [_with_path(r, i != 0) for i, r in enumerate(runs)]
+    assert judge(10, methods=over).verdict == "holds"
+    under = [base()] + [_with_path(r, i == 0) for i, r in enumerate(runs)]
+    assert judge(10, methods=under).verdict == "does not hold"
+    assert "nothing learned" in judge(10, methods=[base()] + [_with_path(r, True) for r in seeds("lora", [0.5] * 3)]).reason
+
+
+def test_claim_11_rank_correlation_of_fluctuation_and_forgetting():
+    def spectral(runs, sign):
+        return [dict(r, _spectral={"summary": {"adaptation_fluctuation": 0.1 * (i + 1)}},
+                     retention={"forgetting_points": 10 + sign * i}) for i, r in enumerate(runs)]
+
+    runs = seeds("lora", [0.90, 0.91, 0.90]) + seeds("full", [0.95, 0.96, 0.95])
+    assert judge(11, methods=[base()] + spectral(runs, +1)).verdict == "holds"
+    assert judge(11, methods=[base()] + spectral(runs, -1)).verdict == "does not hold"
+    assert judge(11, methods=[base()] + spectral(runs[:4], +1)).verdict == "inconclusive"  # 6 runs needed

@@ -171,11 +171,11 @@ def _published_pscp(args: argparse.Namespace) -> int:
 
 def cmd_findings(args: argparse.Namespace) -> int:
     """Run the experiments the claims need (resumable), judge each claim, write findings.md/html."""
-    from peftbench.findings import CLAIMS, run_findings
+    from peftbench.findings import claim_numbers, run_findings
     from peftbench.findings.write import table_rows, write_findings
     from peftbench.sweep.executors import ExecutorOptions
 
-    claims = [int(c) for c in args.claims.split(",")] if args.claims else [int(c) for c in CLAIMS.names()]
+    claims = sorted({int(c) for c in args.claims.split(",")}) if args.claims else claim_numbers()
     os.environ[WARNINGS_LOG_ENV] = str(Path(args.output_dir) / "findings-warnings.log")
     verdicts, experiments = run_findings(claims, args.model, args.output_dir, err, not args.no_progress,
                                          ExecutorOptions(workers=args.workers, show_progress=not args.no_progress),

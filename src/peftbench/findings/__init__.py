@@ -6,7 +6,7 @@ them). Its rule turns their results into a verdict with the numbers it rests on;
 puts them in findings.md and findings.html.
 """
 
-from peftbench.findings.claims import CLAIMS, Claim, Verdict
+from peftbench.findings.claims import CLAIMS, Claim, Verdict, claim_numbers
 from peftbench.findings.run import run_findings
 
-__all__ = ["CLAIMS", "Claim", "Verdict", "run_findings"]
+__all__ = ["CLAIMS", "Claim", "Verdict", "claim_numbers", "run_findings"]

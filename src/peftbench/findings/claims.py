@@ -65,6 +65,11 @@ def claim(number: int, study: str, text: str, paper: str, experiments: tuple[str
 # ---------------------------------------------------------------- reading results
 
 
+def claim_numbers() -> list[int]:
+    """Every claim's number, in order (the registry holds them as names, where "10" < "2")."""
+    return sorted(int(name) for name in CLAIMS.names())
+
+
 def trained(results: Sequence[dict], task: Optional[str] = None, mode: str = "sft") -> list[dict]:
     """Finished runs (not the base), on `task` when given, trained in `mode`."""
     return [r for r in results if r.get("status") == "done" and r.get("method") != "base"
@@ -244,7 +249,8 @@ def no_single_winner(experiments):
         return Verdict(4, INCONCLUSIVE, f"fewer than two domains learned (not learned: {', '.join(blocked) or '-'}; "
                        "micro-code is not learned at any CPU budget tried)", numbers)
     holds = len(set(winners.values())) > 1
-    return Verdict(4, HOLDS if holds else FAILS, f"winners by domain: {numbers}", numbers, "best mean score per domain")
+    named = ", ".join(f"{task}: {winner}" for task, winner in winners.items())
+    return Verdict(4, HOLDS if holds else FAILS, f"winners by domain: {named}", numbers, "best mean score per domain")
 
 
 @claim(5, "systematic comparison", "Soft prompts transfer worse: the in-distribution minus transfer gap is "

@@ -132,6 +132,9 @@ def test_claim_9_compares_forgetting_only_at_a_comparable_target_score():
     sft = [base(0.1)] + seeds("lora", [0.60, 0.62, 0.61], forgetting=8.0)
     assert judge(9, grpo=sft + grpo([0.58, 0.60, 0.59], 2.0)).verdict == "holds"
     assert judge(9, grpo=sft + grpo([0.58, 0.60, 0.59], 12.0)).verdict == "does not hold"
+    noisy = [dict(r, retention={"forgetting_points": f}) for r, f in zip(grpo([0.58, 0.60, 0.59], 0.0), (2.0, 15.0, 6.0))]
+    verdict = judge(9, grpo=sft + noisy)  # mean 7.7 against 8.0, seeds disagreeing: no verdict either way
+    assert verdict.verdict == "inconclusive" and "within noise" in verdict.reason
     # GRPO learned far less: forgetting less says nothing about RL
     verdict = judge(9, grpo=sft + grpo([0.20, 0.22, 0.21], 1.0))
     assert verdict.verdict == "inconclusive" and "not comparable" in verdict.reason

@@ -380,9 +380,18 @@ def grpo_forgets_less(experiments):
         far = ", ".join(f"{m} {gap:+.1f}" for m, gap in gaps.items())
         return Verdict(9, INCONCLUSIVE, f"target gains not comparable: GRPO minus SFT target score {far} points",
                        numbers, test)
-    less = [m for m in comparable if mean(forgetting["grpo"][pairs[m]].values()) < mean(forgetting["sft"][m].values())]
-    return Verdict(9, HOLDS if len(less) == len(comparable) else FAILS, f"GRPO forgets less for {len(less)} of "
-                   f"{len(comparable)} methods at a comparable target score", numbers, test)
+    # per method: GRPO's forgetting minus SFT's, paired by seed; a verdict only beyond noise
+    p = {m: paired_t_test(*_paired(forgetting["grpo"][pairs[m]], forgetting["sft"][m])) for m in comparable}
+    less = [m for m in comparable if p[m] < 0.05 and mean(forgetting["grpo"][pairs[m]].values())
+            < mean(forgetting["sft"][m].values())]
+    more = [m for m in comparable if p[m] < 0.05 and m not in less]
+    test += "; paired t-test over seeds: " + ", ".join(f"{m} p = {p[m]:.3f}" for m in comparable)
+    if more or len(less) == len(comparable):
+        return Verdict(9, FAILS if more else HOLDS, f"GRPO forgets less beyond noise for {len(less)} of "
+                       f"{len(comparable)} methods at a comparable target score"
+                       + (f", more for {', '.join(more)}" if more else ""), numbers, test)
+    return Verdict(9, INCONCLUSIVE, "GRPO and SFT forget the same within noise at a comparable target score",
+                   numbers, test)
 
 
 @claim(10, "PEFT-Arena", "SFT overshoots: a point before alpha = 1 on the path from base to tuned weights "

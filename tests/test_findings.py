@@ -196,3 +196,15 @@ def test_claim_11_rank_correlation_of_fluctuation_and_forgetting():
     assert judge(11, methods=[base()] + spectral(runs, +1)).verdict == "holds"
     assert judge(11, methods=[base()] + spectral(runs, -1)).verdict == "does not hold"
     assert judge(11, methods=[base()] + spectral(runs[:4], +1)).verdict == "inconclusive"  # 6 runs needed
+
+
+def test_every_findings_experiment_validates_on_a_real_model(tmp_path):
+    """`--model smollm2-135m` (or a hub id) swaps the model of every experiment, budgets as configured."""
+    from peftbench.findings.claims import CLAIMS as REGISTERED
+    from peftbench.findings.run import _suite
+
+    names = sorted({e for n in REGISTERED.names() for e in REGISTERED.get(n).experiments} - {"real"})
+    assert names == ["grpo", "math", "methods", "rank-lr"]
+    for name in names:
+        runs = _suite(name, "smollm2-135m", str(tmp_path)).expand()
+        assert runs and {r.model.name for r in runs} == {"smollm2-135m"}, name

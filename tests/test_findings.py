@@ -55,6 +55,8 @@ def test_claim_2_pscp_ranking():
     assert verdict.verdict == "holds"
     results = [base()] + seeds("lntuning", [0.70] * 3, cost=cost(10)) + seeds("lora", [0.95] * 3, cost=cost(10))
     assert judge(2, methods=results).verdict == "does not hold"
+    idle = [base()] + seeds("lntuning", [0.55] * 3, cost=cost(10)) + seeds("lora", [0.56] * 3, cost=cost(10))
+    assert "nothing learned" in judge(2, methods=idle).reason
 
 
 def test_claim_5_transfer_gap_holds_fails_and_waits_for_soft_prompts_to_learn():
@@ -96,6 +98,8 @@ def test_claims_7_and_8_on_the_target_vs_retention_plane():
         seeds("lora", [0.90, 0.91, 0.90], forgetting=9.0) + seeds("oft", [0.80, 0.81, 0.80], forgetting=9.5)
     assert judge(7, methods=flipped).verdict == "does not hold"
     assert judge(8, methods=flipped).verdict == "does not hold"
+    idle = [base()] + seeds("full", [0.57, 0.58, 0.56], forgetting=12.0) + seeds("oft", [0.55] * 3, forgetting=0.5)
+    assert "nothing learned" in judge(7, methods=idle).reason and "nothing learned" in judge(8, methods=idle).reason
 
 
 def test_claim_12_needs_real_runs_and_rank_agreement():
@@ -107,6 +111,8 @@ def test_claim_12_needs_real_runs_and_rank_agreement():
     reversed_real = [base(0.3, "sst2")] + [dict(r, task="sst2", eval={**r["eval"], "score": 1.5 - r["eval"]["score"]})
                                            for r in micro[1:]]
     assert judge(12, methods=micro, real=reversed_real).verdict == "does not hold"
+    barely = [base(0.85, "sst2")] + [dict(r, task="sst2") for r in micro[1:]]  # best +14 points: not learned
+    assert "nothing learned" in judge(12, methods=micro, real=barely).reason
 
 
 def test_a_reduced_findings_run_of_two_claims_executes(tmp_path):

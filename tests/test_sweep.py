@@ -194,6 +194,8 @@ def test_cpu_workers_follow_cores_runs_and_memory(monkeypatch):
     few = runs[: 2 * RUNS_PER_CPU_WORKER - 1]
     assert default_workers(few) == 1  # too few runs to pay for a second worker's start
     assert default_workers(runs[: 2 * RUNS_PER_CPU_WORKER]) == min(os.cpu_count(), 2)
+    rl = [r.model_copy(update={"train": r.train.model_copy(update={"mode": "grpo"})}) for r in runs[:6]]
+    assert default_workers(rl) == min(os.cpu_count(), 2)  # RL runs take minutes: 3 each pay for a worker
     unknown = [r.model_copy(update={"model": r.model.model_copy(update={"name": "no/such-model-anywhere"})}) for r in runs]
     assert default_workers(unknown) == 1  # size unknown offline
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=3 * RUN_OVERHEAD_BYTES))

@@ -48,9 +48,10 @@ EXECUTORS: Registry[Executor] = Registry("executor")
 # What one CPU run may hold besides its weights: the interpreter, torch, activations.
 RUN_OVERHEAD_BYTES = 1 << 30
 # A worker process starts by importing torch and transformers (~5 s on 2 cores): worth it
-# once each has a few runs of half a minute or more to do (the findings' GRPO experiment,
-# 6 runs of minutes each, took one worker at 8 and left a core idle).
-RUNS_PER_CPU_WORKER = 3
+# only when each has a few runs to do. RL runs take minutes each, so fewer suffice (the
+# findings' GRPO experiment, 6 runs, took one worker at 8 and left a core idle).
+RUNS_PER_CPU_WORKER = 8
+RL_RUNS_PER_CPU_WORKER = 3
 
 
 def default_workers(runs: list[RunConfig]) -> int:
@@ -65,7 +66,8 @@ def default_workers(runs: list[RunConfig]) -> int:
 
     if torch.cuda.is_available():
         return max(1, torch.cuda.device_count())
-    if len(runs) < 2 * RUNS_PER_CPU_WORKER:
+    per_worker = RL_RUNS_PER_CPU_WORKER if any(r.train.mode == "grpo" for r in runs) else RUNS_PER_CPU_WORKER
+    if len(runs) < 2 * per_worker:
         return 1
     from peftbench.sweep.estimate import estimate_run
 
@@ -74,7 +76,7 @@ def default_workers(runs: list[RunConfig]) -> int:
         return 1
     per_run = 16 * params + RUN_OVERHEAD_BYTES  # full fine-tuning: weights, gradients, two AdamW moments
     fit = psutil.virtual_memory().available // 2 // per_run
-    return int(max(1, min(os.cpu_count() or 1, fit, len(runs) // RUNS_PER_CPU_WORKER)))
+    return int(max(1, min(os.cpu_count() or 1, fit, len(runs) // per_worker)))
 
 
 def _run_one(cfg: RunConfig, store_path: Path, show_progress: bool) -> Optional[dict]:

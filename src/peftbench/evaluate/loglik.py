@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 
+from peftbench.evaluate.prefill import pad
 from peftbench.models.compat import with_cache
 from peftbench.models.position_mask import selects_positions, widened
 from peftbench.progress import progress_bar
@@ -26,16 +27,6 @@ def _logits_at(model, ids: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor)
     return [logits[row, keep[row].to(device)] for row in range(ids.shape[0])]
 
 
-def _right_padded(seqs: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
 @torch.inference_mode()
 def continuation_logprobs(
     model, pad_id: int, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int
@@ -44,7 +35,7 @@ def continuation_logprobs(
     scores: list[float] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        ids, mask = _right_padded([ctx + cont for ctx, cont in chunk], pad_id)
+        ids, mask = pad([ctx + cont for ctx, cont in chunk], pad_id, left=False)
         keep = torch.zeros_like(ids, dtype=torch.bool)
         for row, (ctx, cont) in enumerate(chunk):
             keep[row, len(ctx) - 1 : len(ctx) + len(cont) - 1] = True  # token t is predicted at t - 1
@@ -115,7 +106,7 @@ def next_token_logprobs(model, pad_id: int, contexts: Sequence[list[int]], choic
     out: list[list[float]] = []
     for start in range(0, len(contexts), batch_size):
         chunk = contexts[start : start + batch_size]
-        ids, mask = _right_padded(chunk, pad_id)
+        ids, mask = pad(chunk, pad_id, left=False)
         keep = torch.zeros_like(ids, dtype=torch.bool)
         keep[torch.arange(len(chunk)), torch.tensor([len(ctx) - 1 for ctx in chunk])] = True
         for row, logits in enumerate(_logits_at(model, ids, mask, keep)):

@@ -289,3 +289,47 @@ def test_two_sweeps_of_one_suite_at_once_both_finish_every_run_once(tmp_path):
     assert any("waiting for" in err for _, err in outputs) or len({r["metrics"]["worker_pid"] for r in rows}) == 1
     (base,) = (tmp_path / "runs" / "kill").glob("base-*")
     assert len(list(base.glob("*.tmp"))) == 0 and (base / "metrics.json").is_file()
+
+
+def test_workers_that_die_before_claiming_a_run_stop_the_sweep_with_an_error(tmp_path):
+    """Workers that exit before claiming anything (an import error, a task registered only in
+    the parent process) leave every run pending: the sweep says so, not start them forever."""
+    from rich.console import Console
+
+    from peftbench.errors import PeftbenchError
+    from peftbench.sweep.executors import ExecutorOptions
+    from peftbench.sweep.runner import _execute_all
+    from peftbench.validate import load_suite_config
+
+    runs = load_suite_config(suite_yaml(tmp_path, [0, 1])).expand()
+    store = ResultStore(tmp_path / STORE_FILE)
+    rounds = []
+
+    def workers_that_die(pending, store_path, options, console):
+        rounds.append(len(pending))
+
+    with pytest.raises(PeftbenchError, match="without starting any of the 2 runs"):
+        _execute_all(runs, store, workers_that_die, ExecutorOptions(), Console(quiet=True), max_attempts=2)
+    assert rounds == [2]
+    assert {store.get(r["run_id"])["status"] for r in store.rows()} == {"pending"}
+
+
+def test_local_workers_take_the_costliest_runs_first():
+    """Soft prompts pad their batches and full fine-tuning updates every weight: both take longer
+    than LoRA, so they go first and the workers end together; a task with more training
+    examples goes before a smaller one. Equal costs keep the grid's order."""
+    from peftbench.cli import packaged_config
+    from peftbench.sweep.estimate import longest_first, relative_cost
+    from peftbench.validate import load_suite_config
+
+    suite = load_suite_config(packaged_config("quickstart"))
+    by_method = {}
+    for cfg in suite.expand():
+        by_method.setdefault(cfg.method.name, []).append(cfg)
+    lora, prompt, full = (by_method[name][0] for name in ("lora", "prompt", "full"))
+    assert relative_cost(prompt) > relative_cost(lora) and relative_cost(full) > relative_cost(lora)
+    bigger = lora.model_copy(update={"train": lora.train.model_copy(update={"max_steps": 4 * (lora.train.max_steps or 100)})})
+    assert relative_cost(bigger) > relative_cost(lora)
+    ordered = longest_first([lora, by_method["lora"][1], prompt, full])
+    assert ordered[-2:] == [lora, by_method["lora"][1]]  # the two LoRA seeds last, in their order
+    assert set(map(id, ordered[:2])) == {id(prompt), id(full)}

@@ -117,6 +117,9 @@ def run_local(runs: list[RunConfig], store_path: Path, options: ExecutorOptions,
                 console.print(f"[red]run {run_id(cfg)} failed:[/] {metrics['error']}")
         return
     console.print(f"{len(runs)} runs on {workers} worker processes")
+    from peftbench.sweep.estimate import longest_first
+
+    runs = longest_first(runs)  # workers claim in this order: they end together
     # spawn, not fork: a forked child would inherit this process's torch threads and CUDA state
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker, args=(i, workers, runs, store_path), daemon=False)
@@ -175,7 +178,9 @@ def run_ray(runs: list[RunConfig], store_path: Path, options: ExecutorOptions, c
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=0)(_run_one)
-        pending = {remote.remote(cfg, store_path, False): cfg for cfg in runs}
+        from peftbench.sweep.estimate import longest_first
+
+        pending = {remote.remote(cfg, store_path, False): cfg for cfg in longest_first(runs)}
         console.print(f"{len(runs)} runs submitted to Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)")
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from peftbench.config import RunConfig, SuiteConfig, to_plain
+from peftbench.errors import PeftbenchError
 from peftbench.io import atomic_write_json, read_json, remove_stale_temporaries
 from peftbench.rundir import METRICS_FILE
 from peftbench.run import execute_base_eval, method_label, preflight, run_dir, run_id
@@ -62,6 +63,11 @@ def _runnable(store: ResultStore, runs: list[RunConfig], interrupted_here: Count
     return ready
 
 
+def _attempts(store: ResultStore, runs: list[RunConfig]) -> int:
+    """How many times the runs were started, all told (each claim counts one)."""
+    return sum(store.get(run_id(cfg))["attempts"] for cfg in runs)
+
+
 def _running_elsewhere(store: ResultStore, runs: list[RunConfig]) -> list[dict]:
     """Rows of `runs` that another live process holds (another `peftbench run` of the suite)."""
     ids = {run_id(cfg) for cfg in runs}
@@ -86,7 +92,13 @@ def _execute_all(runs: list[RunConfig], store: ResultStore, execute, options, co
         if pending:
             console.print(f"{len(pending)} of {len(runs)} runs to do")
             tried_here.update(run_id(cfg) for cfg in pending)
+            before = _attempts(store, pending)
             execute(pending, store.path, options, console)
+            if _attempts(store, pending) == before:
+                # every worker died before it could claim a run (an import error, a task or model
+                # registered only in the parent process): starting them again would do the same
+                raise PeftbenchError(f"the workers exited without starting any of the {len(pending)} runs; their "
+                                     "error is printed above (run with --workers 1 to see it in this process)")
             continue
         elsewhere = _running_elsewhere(store, runs)
         if not elsewhere:

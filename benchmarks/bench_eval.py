@@ -199,11 +199,10 @@ def _version(package: str):
 
 
 def _score(task, predictions, examples) -> float:
-    from peftbench.evaluate.evaluator import _for_metric
-    from peftbench.metrics import get_metric
+    from peftbench.evaluate.evaluator import grade
 
-    metric = task.primary_metric  # with several samples: pass@k takes them all, the others the first
-    return get_metric(metric)(_for_metric(metric, predictions), [e.grading_reference for e in examples])
+    # as the evaluator grades: with several samples, pass@k takes them all, the others avg@n
+    return float(grade(task.primary_metric, predictions, [e.grading_reference for e in examples]))
 
 
 if __name__ == "__main__":

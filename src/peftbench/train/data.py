@@ -3,7 +3,8 @@ pad right (`pad_batch`) or pack (`pack_batch`).
 
 A packed batch holds the same examples as the padded one, laid end to end in rows of
 balanced length (`packed_rows`: the number of rows that costs least, padding and attention
-together), with position ids restarting at 0 for each example and no attention mask: transformers then builds a block-diagonal causal mask from
+together), with position ids restarting at 0 for each example and no attention mask:
+transformers then builds a block-diagonal causal mask from
 the position ids (for eager, SDPA and flash attention alike), so packed examples never
 attend to each other. The loss is the mean over the same answer tokens, so one optimiser
 step sees the same objective; only the padding work is gone.
@@ -84,13 +85,18 @@ def _balanced_rows(lengths: Sequence[int], count: int) -> list[list[int]]:
     return [row for row in rows if row]
 
 
+def row_width(rows: list[list[int]], lengths: Sequence[int]) -> int:
+    """Tokens in the longest row: the width every row is padded to."""
+    return max(sum(lengths[i] for i in row) for row in rows)
+
+
 def packed_rows(lengths: Sequence[int]) -> list[list[int]]:
     """The rows (example indices) of least estimated cost: rows x width positions, each
     weighted by its attention's share. One row per example is a padded batch; one row for
     all makes attention quadratic in the whole batch. On SmolLM2's SFT mixture this gives
     1.04 positions per real token where rows as wide as the longest example gave 1.33."""
     def cost(rows: list[list[int]]) -> float:
-        width = max(sum(lengths[i] for i in row) for row in rows)
+        width = row_width(rows, lengths)
         return len(rows) * width * (1 + ATTENTION_COST_PER_WIDTH * width)
 
     # candidates: rows about 1x to 8x as wide as the longest example, and one row per example
@@ -103,7 +109,7 @@ def pack_batch(batch: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.
     """The batch packed into rows (see the module note): input_ids, labels, position_ids."""
     lengths = [len(e.input_ids) for e in batch]
     rows = packed_rows(lengths)
-    width = max(sum(lengths[i] for i in row) for row in rows)
+    width = row_width(rows, lengths)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)

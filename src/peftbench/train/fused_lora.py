@@ -38,7 +38,6 @@ class _LoraLinear(torch.autograd.Function):
         out.addmm_(low, b_scaled.t())
         ctx.save_for_backward(flat, low, weight, lora_a, b_scaled)
         ctx.scaling, ctx.x_shape, ctx.x_dtype = scaling, x.shape, x.dtype
-        ctx.param_dtypes = (lora_a.dtype, lora_b.dtype)
         return out.view(*x.shape[:-1], out.shape[-1])
 
     @staticmethod

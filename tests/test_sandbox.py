@@ -51,6 +51,14 @@ def victim(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o666"
 
 
+def _alive(process: psutil.Process) -> bool:
+    """Running and not a zombie; a process that ends while we look is not alive (no race)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.fixture(autouse=True)
 def contained(server):
     """Every test: no process of ours is left, and the evaluator keeps its limits."""
@@ -59,7 +67,7 @@ def contained(server):
     yield
     deadline = time.monotonic() + 5
     while True:
-        left = {p.pid for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != "zombie"}
+        left = {p.pid for p in psutil.Process().children(recursive=True) if _alive(p)}
         left -= before | {server.pid}
         if not left or time.monotonic() > deadline:
             break
